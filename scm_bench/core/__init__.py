@@ -1,0 +1,1 @@
+"""Pure-torch sCM core: TrigFlow, the JVP tangent, losses, weighting, samplers, EMA."""

@@ -1,0 +1,65 @@
+"""Datasets by name. Each reports its sigma_d, shape, classes and a held-out reference split.
+
+Nothing is downloaded: toy2d is generated, digits ships with scikit-learn, image datasets are
+read from a local folder the user names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Dataset:
+    """A dataset in the layout the nets expect: (N, dim) vectors or (N, C, H, W) in [-1, 1]."""
+
+    name: str
+    shape: tuple[int, ...]  # shape of one sample
+    sigma_d: float  # per-dimension data std used by TrigFlow
+    num_classes: int  # 0 = unlabelled
+    train_x: torch.Tensor | None  # None for generated data
+    train_y: torch.Tensor | None
+    test_x: torch.Tensor  # held-out reference split for metrics
+    test_y: torch.Tensor | None
+    generate: Callable[[int, torch.Generator], torch.Tensor] | None = None  # generated data only
+
+    def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A training batch of n samples (with labels when the dataset has them)."""
+        if self.generate is not None:
+            return self.generate(n, generator), None
+        idx = torch.randint(0, self.train_x.shape[0], (n,), generator=generator)
+        return self.train_x[idx], None if self.train_y is None else self.train_y[idx]
+
+    def reference(self, split: str = "test", n: int | None = None) -> torch.Tensor:
+        """Real samples of a split ('train' or 'test') for metrics, at most n of them."""
+        if self.generate is not None:  # fixed seeds: train and test never overlap
+            gen = torch.Generator().manual_seed(10_000 if split == "train" else 20_000)
+            return self.generate(n or 10_000, gen)
+        x = self.train_x if split == "train" else self.test_x
+        return x if n is None else x[:n]
+
+
+LOADERS: dict[str, Callable] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        LOADERS[name] = fn
+        return fn
+
+    return deco
+
+
+def load_dataset(spec) -> Dataset:
+    """Build the dataset a DataSpec names; raises DataError for missing or malformed files."""
+    return LOADERS[spec.name](spec)
+
+
+class DataError(ValueError):
+    """A user-fixable problem with a dataset (missing folder, malformed files)."""
+
+
+from scm_bench.data import digits, toy2d  # noqa: E402,F401  (registration)

@@ -1,0 +1,35 @@
+"""scikit-learn's 8x8 handwritten digits (1797 images, shipped with the package)."""
+
+from __future__ import annotations
+
+import torch
+
+from scm_bench.data import Dataset, register
+
+TEST_FRACTION = 0.2  # fixed split: every 5th image is held out
+
+
+def digits_arrays() -> tuple[torch.Tensor, torch.Tensor]:
+    """All images as (N, 1, 8, 8) float32 in [-1, 1] and their labels (N,)."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 8.0 - 1.0  # 0..16 -> [-1, 1]
+    return x, torch.tensor(d.target, dtype=torch.long)
+
+
+@register("digits")
+def load(spec) -> Dataset:
+    x, y = digits_arrays()
+    test = torch.arange(x.shape[0]) % 5 == 0
+    train_x = x[~test]
+    return Dataset(
+        name="digits",
+        shape=(1, 8, 8),
+        sigma_d=round(float(train_x.std()), 3),
+        num_classes=10 if spec.class_cond else 0,
+        train_x=train_x,
+        train_y=y[~test] if spec.class_cond else None,
+        test_x=x[test],
+        test_y=y[test] if spec.class_cond else None,
+    )

@@ -1,0 +1,41 @@
+"""Networks F(x, t, y) with the paper's switchable parts, built from a trial spec."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from scm_bench.nets.mlp import MLP
+from scm_bench.nets.unet import UNet
+
+
+def build_net(spec, shape: tuple[int, ...], sigma_d: float, num_classes: int = 0) -> nn.Module:
+    """The backbone ``spec.net.arch`` for samples of ``shape`` (a TrialSpec's net section)."""
+    n = spec.net
+    common = dict(
+        sigma_d=sigma_d,
+        emb_dim=n.emb_dim,
+        time_transform=n.time_transform,
+        time_embedding=n.time_embedding,
+        fourier_scale=n.fourier_scale,
+        adagn=n.adagn,
+        dropout=n.dropout,
+        num_classes=num_classes,
+    )
+    if n.arch == "mlp":
+        if len(shape) != 1:
+            raise ValueError(f"net.arch=mlp needs vector data, got sample shape {shape}")
+        return MLP(shape[0], width=n.width, depth=n.depth, **common)
+    if len(shape) != 3:
+        raise ValueError(f"net.arch={n.arch} needs image data, got sample shape {shape}")
+    if n.arch == "unet":
+        return UNet(
+            shape[0],
+            shape[1],
+            width=n.width,
+            depth=n.depth,
+            channel_mult=n.channel_mult,
+            attn_resolutions=n.attn_resolutions,
+            heads=n.heads,
+            **common,
+        )
+    raise ValueError(f"unknown net.arch {n.arch!r}")

@@ -1,0 +1,68 @@
+"""Time conditioning: the time transform c_noise(t) and the time embedding (sCM Sec. 4.1)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def time_transform(t: torch.Tensor, kind: str, sigma_d: float) -> torch.Tensor:
+    """c_noise(t): identity t (paper) | EDM log(sigma_d tan t) / 4 | 1000 t.
+
+    The EDM transform has dc/dt = 1 / (4 sin t cos t), which blows up as t -> pi/2 (and 0).
+    """
+    if kind == "identity":
+        return t
+    if kind == "edm":
+        return torch.log(sigma_d * torch.tan(t).clamp_min(1e-20)) / 4
+    if kind == "scale1000":
+        return 1000 * t
+    raise ValueError(f"time transform must be identity, edm or scale1000, got {kind!r}")
+
+
+class TimeEmbedding(nn.Module):
+    """Positional (sinusoidal, max_positions 1e4, paper) or random Fourier features of c_noise.
+
+    positional: [cos(c f_i), sin(c f_i)], f_i = 10000^(-i / (dim/2))   (derivative <= |f| <= 1)
+    fourier:    [cos(2 pi c f_i), sin(2 pi c f_i)], f_i ~ N(0, scale^2)  (derivative ~ 2 pi scale)
+    """
+
+    def __init__(self, dim: int, kind: str = "positional", scale: float = 16.0):
+        super().__init__()
+        half = dim // 2
+        if kind == "positional":
+            freqs = (1 / 10000) ** (torch.arange(half, dtype=torch.float32) / half)
+        elif kind == "fourier":
+            gen = torch.Generator().manual_seed(0)  # fixed, not learned, same for every seed
+            freqs = 2 * math.pi * scale * torch.randn(half, generator=gen)
+        else:
+            raise ValueError(f"time embedding must be positional or fourier, got {kind!r}")
+        self.register_buffer("freqs", freqs)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        arg = c[:, None] * self.freqs[None].to(c.dtype)  # (B, dim/2)
+        return torch.cat([torch.cos(arg), torch.sin(arg)], dim=1)  # (B, dim)
+
+
+class Conditioning(nn.Module):
+    """c_noise(t) -> embedding -> 2-layer MLP, plus an optional class embedding (null = C)."""
+
+    def __init__(
+        self, emb_dim: int, transform: str, embedding: str, scale: float, sigma_d: float,
+        num_classes: int = 0,
+    ):  # fmt: skip
+        super().__init__()
+        self.transform, self.sigma_d, self.num_classes = transform, sigma_d, num_classes
+        self.embed = TimeEmbedding(emb_dim, embedding, scale)
+        self.mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        e = self.mlp(self.embed(time_transform(t, self.transform, self.sigma_d)))  # (B, E)
+        if self.label is not None:
+            if y is None:
+                y = torch.full((t.shape[0],), self.num_classes, device=t.device)
+            e = e + self.label(y)
+        return torch.nn.functional.silu(e)

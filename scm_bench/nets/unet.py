@@ -1,0 +1,129 @@
+"""A small U-Net in the EDM2 spirit for images, with the time / AdaGN / attention switches."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scm_bench.nets.embed import Conditioning
+from scm_bench.nets.layers import AdaNorm, math_attention
+
+
+class ResBlock(nn.Module):
+    """skip(x) + conv(dropout(SiLU(AdaNorm(conv(SiLU(AdaNorm(x, e))), e))))."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, adagn: str, dropout: float):
+        super().__init__()
+        self.norm1 = AdaNorm(cin, emb_dim, adagn)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2 = AdaNorm(cout, emb_dim, adagn)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.drop = nn.Dropout(dropout)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(nn.functional.silu(self.norm1(x, e)))
+        h = self.conv2(self.drop(nn.functional.silu(self.norm2(h, e))))
+        return self.skip(x) + h
+
+
+class AttnBlock(nn.Module):
+    """x + proj(attention(q, k, v)) over the H*W positions, ``heads`` heads."""
+
+    def __init__(self, channels: int, emb_dim: int, adagn: str, heads: int, attend=math_attention):
+        super().__init__()
+        self.heads, self.attend = heads, attend
+        self.norm = AdaNorm(channels, emb_dim, adagn)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        qkv = self.qkv(self.norm(x, e)).reshape(b, 3, self.heads, c // self.heads, h * w)
+        q, k, v = qkv.transpose(-2, -1).unbind(1)  # each (B, heads, HW, C/heads)
+        a = self.attend(q, k, v)  # (B, heads, HW, C/heads)
+        return x + self.proj(a.transpose(-2, -1).reshape(b, c, h, w))
+
+
+class UNet(nn.Module):
+    """F(x, t, y) for images (B, C, H, W); H and W divisible by 2^(levels-1)."""
+
+    def __init__(
+        self,
+        channels: int,
+        resolution: int,
+        sigma_d: float,
+        width: int = 32,
+        depth: int = 1,  # residual blocks per level
+        channel_mult: tuple[int, ...] = (1, 2),
+        attn_resolutions: tuple[int, ...] = (4,),
+        heads: int = 4,
+        emb_dim: int = 128,
+        time_transform: str = "identity",
+        time_embedding: str = "positional",
+        fourier_scale: float = 16.0,
+        adagn: str = "double",
+        dropout: float = 0.0,
+        num_classes: int = 0,  # 0 = unconditional
+        attend=math_attention,  # attention op on (B, heads, N, d)
+    ):
+        super().__init__()
+        self.num_classes = num_classes
+        self.cond = Conditioning(
+            emb_dim, time_transform, time_embedding, fourier_scale, sigma_d, num_classes
+        )
+        block = lambda cin, cout: ResBlock(cin, cout, emb_dim, adagn, dropout)
+        attn = lambda ch: AttnBlock(ch, emb_dim, adagn, heads, attend)
+        self.conv_in = nn.Conv2d(channels, width, 3, padding=1)
+
+        # Encoder: depth blocks per level, attention at attn_resolutions, 2x average pooling.
+        self.enc, skips, ch, res = nn.ModuleList(), [width], width, resolution
+        for level, mult in enumerate(channel_mult):
+            for _ in range(depth):
+                self.enc.append(block(ch, width * mult))
+                ch = width * mult
+                if res in attn_resolutions:
+                    self.enc.append(attn(ch))
+                skips.append(ch)
+            if level < len(channel_mult) - 1:
+                self.enc.append(nn.AvgPool2d(2))
+                skips.append(ch)
+                res //= 2
+        self.mid = nn.ModuleList([block(ch, ch), attn(ch), block(ch, ch)])
+
+        # Decoder: depth + 1 blocks per level, each eating one skip, 2x nearest upsampling.
+        self.dec = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            for _ in range(depth + 1):
+                self.dec.append(block(ch + skips.pop(), width * mult))
+                ch = width * mult
+                if res in attn_resolutions:
+                    self.dec.append(attn(ch))
+            if level > 0:
+                self.dec.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                res *= 2
+        self.out_norm = AdaNorm(ch, emb_dim, adagn)
+        self.conv_out = nn.Conv2d(ch, channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
+        e = self.cond(t, y)  # (B, E)
+        h = self.conv_in(x)  # (B, W, H, W)
+        skips = [h]
+        for layer in self.enc:
+            if isinstance(layer, AttnBlock):
+                skips[-1] = h = layer(h, e)  # the skip is taken after the level's attention
+            else:
+                h = layer(h, e) if isinstance(layer, ResBlock) else layer(h)
+                skips.append(h)
+        for layer in self.mid:
+            h = layer(h, e)
+        for layer in self.dec:
+            if isinstance(layer, ResBlock):
+                h = layer(torch.cat([h, skips.pop()], dim=1), e)
+            elif isinstance(layer, AttnBlock):
+                h = layer(h, e)
+            else:
+                h = layer(h)
+        return self.conv_out(nn.functional.silu(self.out_norm(h, e)))

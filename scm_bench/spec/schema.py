@@ -1,0 +1,239 @@
+"""The trial schema: the one place where every setting is defined, with its description.
+
+Every stabilization technique of sCM (Lu & Song 2024) is an explicit field whose default is the
+paper's recommended setting, so a resolved trial lists every switch. The dotted names used here
+(``tangent.mode``, ``jvp.ordering``, ...) are the names used in YAML specs, result columns and
+report headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Section(BaseModel):
+    """Base for every spec section: unknown keys are errors, values are frozen after validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(Section):
+    name: Literal["toy2d", "digits", "cifar10", "image_folder"] = Field(
+        "toy2d", description="Dataset: generated 2-D toy data, scikit-learn digits, or local images."
+    )
+    variant: Literal["checkerboard", "moons", "8gaussians", "swissroll"] = Field(
+        "checkerboard", description="toy2d only: which 2-D distribution to generate."
+    )
+    root: str | None = Field(
+        None, description="cifar10 / image_folder: local folder holding the data (never downloaded)."
+    )
+    resolution: int = Field(32, ge=4, le=512, description="image_folder: images are resized to this.")
+    class_cond: bool = Field(False, description="Condition the networks on class labels.")
+
+
+class NetSpec(Section):
+    arch: Literal["mlp", "unet", "dit"] = Field("mlp", description="Backbone network F.")
+    width: int = Field(128, ge=4, description="MLP hidden width / U-Net base channels / DiT width.")
+    depth: int = Field(4, ge=1, description="MLP residual blocks / U-Net blocks per level / DiT blocks.")
+    channel_mult: tuple[int, ...] = Field((1, 2), description="U-Net: channel multiplier per level.")
+    attn_resolutions: tuple[int, ...] = Field(
+        (4,), description="U-Net: resolutions with self-attention (math attention)."
+    )
+    patch_size: int = Field(2, ge=1, description="DiT: patch size.")
+    heads: int = Field(4, ge=1, description="DiT / U-Net attention heads.")
+    time_transform: Literal["identity", "edm", "scale1000"] = Field(
+        "identity",
+        description="c_noise(t): identity t (paper) | EDM log(sigma_d tan t)/4 | 1000 t.",
+    )
+    time_embedding: Literal["positional", "fourier"] = Field(
+        "positional", description="Time embedding: positional (paper) | random Fourier features."
+    )
+    fourier_scale: float = Field(
+        16.0, gt=0, description="Std of Fourier frequencies (16 is the paper's unstable case)."
+    )
+    adagn: Literal["double", "single", "scale"] = Field(
+        "double",
+        description="Adaptive norm: double (pixel-normed scale and shift, paper) | single "
+        "(norm(x)(1+s)+b) | scale (norm(x)(1+s)).",
+    )
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability inside blocks.")
+    emb_dim: int = Field(128, ge=8, description="Width of the time embedding.")
+
+
+class TangentSpec(Section):
+    mode: Literal["normalize", "clip", "raw"] = Field(
+        "normalize", description="Tangent g: normalize g/(||g||+c) (paper) | clip to [-1, 1] | raw."
+    )
+    norm: Literal["l2", "rms"] = Field("l2", description="Norm used by normalize: L2 (paper) | RMS.")
+    c: float = Field(0.1, gt=0, description="Normalization constant c in g/(||g||+c).")
+    warmup_steps: int = Field(
+        10000, ge=0, description="Tangent warmup H: r = min(1, step/H); 0 switches warmup off."
+    )
+
+
+class WeightingSpec(Section):
+    adaptive: bool = Field(True, description="Learned adaptive weighting w_phi(t) (paper).")
+    prior: Literal["none", "inv_tan"] = Field(
+        "none", description="Prior weight: none | 1/(sigma_d tan t)."
+    )
+
+
+class JVPSpec(Section):
+    ordering: Literal["rearranged", "naive"] = Field(
+        "rearranged",
+        description="rearranged: tangents pre-multiplied by cos t sin t (paper) | naive: "
+        "tangents (dx/dt, 1), multiplied afterwards.",
+    )
+    precision: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Precision of the JVP pass (weights and inputs cast to it)."
+    )
+    backend: Literal["autograd", "finite_difference"] = Field(
+        "autograd",
+        description="autograd: torch.func.jvp | finite_difference: float64 central difference.",
+    )
+
+
+class AttentionSpec(Section):
+    jvp: Literal["fused", "autograd"] = Field(
+        "autograd",
+        description="fused: blockwise flash-attention JVP | autograd: forward AD through math "
+        "attention (O(N^2) memory).",
+    )
+    block_size: int = Field(128, ge=8, description="fused: key/query block size.")
+
+
+class StudentSpec(Section):
+    target: Literal["stopgrad", "ema"] = Field(
+        "stopgrad", description="theta^-: stop-gradient of current weights (paper) | EMA weights."
+    )
+    init: Literal["teacher", "scratch"] = Field(
+        "teacher", description="Student initialization: from the teacher (paper) | from scratch."
+    )
+    guidance: float = Field(
+        1.0, ge=1.0, description="sCD: classifier-free guidance scale of the teacher (1 = none)."
+    )
+
+
+class ProposalSpec(Section):
+    p_mean: float = Field(-1.0, description="Mean of tau in t = arctan(exp(tau)/sigma_d).")
+    p_std: float = Field(1.4, gt=0, description="Std of tau (CIFAR-10: 1.4).")
+
+
+class TrainSpec(Section):
+    steps: int = Field(400, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(256, ge=1, description="Batch size.")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    beta2: float = Field(0.99, gt=0, lt=1, description="Adam beta2.")
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA decay of weights.")
+    log_every: int = Field(10, ge=1, description="Write a history row every this many steps.")
+    checkpoint_every: int = Field(100, ge=1, description="Save a resumable checkpoint every N steps.")
+    label_dropout: float = Field(
+        0.1, ge=0, le=1, description="Teacher: probability of dropping the label (for CFG)."
+    )
+
+
+class TeacherSpec(Section):
+    steps: int = Field(1000, ge=1, description="Teacher optimizer steps.")
+    lr: float = Field(2e-3, gt=0, description="Teacher Adam learning rate.")
+    batch_size: int = Field(256, ge=1, description="Teacher batch size.")
+
+
+class SamplingSpec(Section):
+    t_max: float = Field(
+        math.atan(80 / 0.5), gt=0, le=math.pi / 2, description="Start time of 1-step sampling."
+    )
+    t_mid: float = Field(1.1, gt=0, lt=math.pi / 2, description="Re-noising time of 2-step sampling.")
+    teacher_steps: int = Field(18, ge=1, description="Teacher ODE solver steps.")
+    solver: Literal["euler", "heun"] = Field(
+        "heun", description="Teacher ODE solver (Heun: 2 steps - 1 NFE per step pair)."
+    )
+
+
+class EvalSpec(Section):
+    n_samples: int = Field(2000, ge=16, description="Samples generated per evaluation.")
+    samplers: tuple[str, ...] = Field(
+        ("1step", "2step"),
+        description="Student samplers evaluated: 1step, 2step, or Nstep (e.g. 4step).",
+    )
+    metrics: tuple[str, ...] = Field(
+        (), description="Sample-quality metrics; empty = the dataset's default metrics."
+    )
+    grid: int = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
+
+
+class TrialSpec(Section):
+    """One fully resolved trial: everything needed to train and evaluate it."""
+
+    method: Literal["teacher", "sct", "scd"] = Field(
+        "sct", description="teacher: TrigFlow diffusion | sct: consistency training | scd: consistency distillation."
+    )
+    seed: int = Field(0, ge=0, description="Random seed (data, init, noise).")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when a GPU is visible, else CPU."
+    )
+    data: DataSpec = DataSpec()
+    net: NetSpec = NetSpec()
+    attention: AttentionSpec = AttentionSpec()
+    tangent: TangentSpec = TangentSpec()
+    weighting: WeightingSpec = WeightingSpec()
+    jvp: JVPSpec = JVPSpec()
+    student: StudentSpec = StudentSpec()
+    proposal: ProposalSpec = ProposalSpec()
+    train: TrainSpec = TrainSpec()
+    teacher: TeacherSpec = TeacherSpec()
+    sampling: SamplingSpec = SamplingSpec()
+    eval: EvalSpec = EvalSpec()
+
+    def digest(self) -> str:
+        """Short stable hash of the resolved spec (used in trial ids and caches)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+    def needs_teacher(self) -> bool:
+        return self.method == "scd" or (self.method == "sct" and self.student.init == "teacher")
+
+    def teacher_trial(self) -> TrialSpec:
+        """The teacher this student starts from or distils: same data, net and seed.
+
+        Student-only sections are reset to defaults so students differing only in those share
+        one teacher (and one cache entry).
+        """
+        train = self.train.model_copy(
+            update={
+                "steps": self.teacher.steps,
+                "lr": self.teacher.lr,
+                "batch_size": self.teacher.batch_size,
+            }
+        )
+        return TrialSpec(
+            method="teacher",
+            seed=self.seed,
+            device=self.device,
+            data=self.data,
+            net=self.net,
+            attention=self.attention,
+            proposal=self.proposal,
+            train=train,
+            teacher=self.teacher,
+            sampling=self.sampling,
+            eval=self.eval.model_copy(update={"samplers": ("teacher",)}),
+        )
+
+
+def field_docs(model: type[BaseModel] = TrialSpec, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, description) for every leaf setting, for `ls` and the docs."""
+    rows = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(field_docs(ann, path + "."))
+        else:
+            default = info.default
+            rows.append((path, json.dumps(default, default=str), info.description or ""))
+    return rows

@@ -1,0 +1,83 @@
+"""A trial directory: resolved spec, metric history (JSONL), checkpoints and the result.
+
+    <trial dir>/trial.json      the resolved TrialSpec
+    <trial dir>/history.jsonl   one row per log step (see ``HISTORY_FIELDS``)
+    <trial dir>/checkpoint.pt   latest resumable state
+    <trial dir>/result.json     written once the trial has an outcome (ok / diverged / failed)
+    <trial dir>/samples_<sampler>.png   sample grids
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+HISTORY_FIELDS = {
+    "step": "optimizer step (1-based) at the end of the logged window",
+    "loss": "mean loss over the window",
+    "grad_norm": "global gradient norm at the logged step",
+    "grad_norm_max": "max gradient norm over the window",
+    "g_norm": "mean ||g|| before normalization/clipping (students)",
+    "jvp_norm": "mean ||cos t sin t sigma_d dF/dt|| (students)",
+    "nonfinite_tangent": "share of non-finite JVP elements over the window (students)",
+    "weight": "mean adaptive weight w_phi(t) (students)",
+    "r": "tangent warmup ratio",
+    "step_time": "mean seconds per optimizer step over the window",
+    "jvp_time": "mean seconds of the JVP pass per step (students)",
+    "g_norm_tbin": "mean ||g|| per t-bin (T_BINS equal bins of [0, pi/2])",
+    "weight_tbin": "mean w_phi(t) per t-bin",
+}
+T_BINS = 8
+
+
+def t_bin(t: torch.Tensor) -> torch.Tensor:
+    """Index of the equal-width bin of [0, pi/2] each time falls in: (B,) -> (B,) long."""
+    return (t / (math.pi / 2) * T_BINS).long().clamp(0, T_BINS - 1)
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON atomically (tmp file + rename), so a killed process leaves no half file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def append_history(path: Path, row: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def read_history(path: Path) -> list[dict]:
+    """History rows; a torn last line from a killed process is ignored."""
+    rows = []
+    if Path(path).exists():
+        for line in Path(path).read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+def truncate_history(path: Path, step: int) -> None:
+    """Drop rows written after the checkpoint we resume from (they will be recomputed)."""
+    rows = [r for r in read_history(path) if r["step"] <= step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None

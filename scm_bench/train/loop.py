@@ -1,0 +1,191 @@
+"""One trial: data -> net -> loss -> steps -> eval -> checkpoint, without Ray.
+
+``train_trial`` is what ``scm-bench train`` and every Ray Tune trial call. Divergence is an
+outcome: a non-finite loss or gradient stops the trial and is recorded, never raised.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from scm_bench.core.ema import ema_update
+from scm_bench.spec.schema import TrialSpec
+from scm_bench.train import io
+from scm_bench.train.evaluate import evaluate
+from scm_bench.train.setup import Parts, build_parts
+
+
+class Window:
+    """Accumulates per-step diagnostics between two history rows."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.n = 0
+        self.grad_max = 0.0
+        self.tbin = torch.zeros(3, io.T_BINS, dtype=torch.float64)  # count, sum ||g||, sum w
+
+    def add(self, values: dict[str, float], diag: dict[str, torch.Tensor]) -> None:
+        self.n += 1
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.grad_max = max(self.grad_max, values["grad_norm"])
+        if "g_norm" in diag:
+            b = io.t_bin(diag["t"].detach().cpu())
+            for row, val in ((0, torch.ones_like(b, dtype=torch.float64)),
+                             (1, diag["g_norm"].cpu().double()), (2, diag["weight"].cpu().double())):
+                self.tbin[row].index_add_(0, b, val)  # fmt: skip
+
+    def row(self, step: int, last: dict[str, float]) -> dict:
+        out = {k: v / self.n for k, v in self.sums.items()}
+        out.update(step=step, grad_norm=last["grad_norm"], grad_norm_max=self.grad_max)
+        if self.tbin[0].sum() > 0:
+            cnt = self.tbin[0].clamp_min(1)
+            nan = float("nan")
+            out["g_norm_tbin"] = [v if c else nan for v, c in zip((self.tbin[1] / cnt).tolist(),
+                                                                 self.tbin[0].tolist())]  # fmt: skip
+            out["weight_tbin"] = [v if c else nan for v, c in zip((self.tbin[2] / cnt).tolist(),
+                                                                 self.tbin[0].tolist())]  # fmt: skip
+        return out
+
+
+def nonfinite_grad(module: torch.nn.Module) -> str | None:
+    """Name of the first parameter with a non-finite gradient, if any."""
+    for name, p in module.named_parameters():
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            return name
+    return None
+
+
+def ema_decay(decay: float, step: int) -> float:
+    """EMA decay with warmup: min(decay, (1 + step) / (10 + step)), so short runs track the net."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+def state_of(parts: Parts, step: int, gen: torch.Generator) -> dict:
+    return {
+        "step": step,
+        "net": parts.net.state_dict(),
+        "ema": parts.ema.state_dict(),
+        "adaptive": parts.adaptive.state_dict() if parts.adaptive else None,
+        "opt": parts.opt.state_dict(),
+        "rng": torch.get_rng_state(),
+        "gen": gen.get_state(),
+    }
+
+
+def restore(parts: Parts, ckpt: dict, gen: torch.Generator) -> int:
+    parts.net.load_state_dict(ckpt["net"])
+    parts.ema.load_state_dict(ckpt["ema"])
+    if parts.adaptive is not None:
+        parts.adaptive.load_state_dict(ckpt["adaptive"])
+    parts.opt.load_state_dict(ckpt["opt"])
+    torch.set_rng_state(ckpt["rng"])
+    gen.set_state(ckpt["gen"])
+    return ckpt["step"]
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """CUDA max allocated, or this process's max resident set size on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train_trial(
+    spec: TrialSpec,
+    out_dir: Path,
+    teacher_dir: Path | None = None,
+    on_log: Callable[[dict], None] | None = None,
+    crash_at: int | None = None,  # testing hook: raise at this step (a simulated crash)
+) -> dict:
+    """Train and evaluate one trial in ``out_dir``; resumes from its checkpoint; returns the
+    result dict also written to ``out_dir/result.json``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / "result.json").exists():
+        return io.read_json(out_dir / "result.json")
+    io.write_json(out_dir / "trial.json", spec.model_dump(mode="json"))
+    if spec.needs_teacher() and teacher_dir is None:  # library / `train` use: train it here
+        teacher_dir = out_dir / "teacher"
+        train_trial(spec.teacher_trial(), teacher_dir, on_log=on_log)
+    start_wall = time.perf_counter()
+
+    # Setup, or resume from the last checkpoint.
+    parts = build_parts(spec, teacher_dir)
+    gen = torch.Generator().manual_seed(spec.seed)
+    ckpt_path, hist_path = out_dir / "checkpoint.pt", out_dir / "history.jsonl"
+    step = 0
+    ckpt = io.load_checkpoint(ckpt_path)
+    if ckpt is not None:
+        step = restore(parts, ckpt, gen)
+    io.truncate_history(hist_path, step)
+    result = {"status": "ok", "steps_done": step, "diverged_step": None, "diverged_what": None}
+    window, sync = Window(), (torch.cuda.synchronize if parts.device.type == "cuda" else None)
+
+    # Training steps.
+    parts.net.train()
+    while step < spec.train.steps:
+        step += 1
+        if crash_at is not None and step == crash_at:
+            raise RuntimeError(f"injected crash at step {step}")
+        t0 = time.perf_counter()
+        x0, y = parts.data.batch(spec.train.batch_size, gen)
+        x0 = x0.to(parts.device)
+        y = None if y is None else y.to(parts.device)
+        if spec.method == "teacher":
+            loss, diag = parts.loss(parts.net, x0, y, generator=gen)
+        else:
+            target = parts.ema if spec.student.target == "ema" else None
+            loss, diag = parts.loss(parts.net, x0, y, step=step, target=target, generator=gen)
+        loss = loss.mean()
+        bad = None if torch.isfinite(loss) else "loss"
+        if bad is None:
+            parts.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            bad = nonfinite_grad(parts.net)
+            bad = f"grad:{bad}" if bad else None
+        if bad is not None:
+            if "nonfinite_tangent" in diag and diag["nonfinite_tangent"].sum() > 0:
+                bad += " (non-finite tangent)"
+            result.update(status="diverged", diverged_step=step, diverged_what=bad)
+            break
+        grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in parts.net.parameters()
+                                                          if p.grad is not None]))  # fmt: skip
+        parts.opt.step()
+        ema_update(parts.ema, parts.net, ema_decay(spec.train.ema_decay, step))
+        if sync:
+            sync()
+        values = {"loss": float(loss.detach()), "grad_norm": grad_norm, "step_time": time.perf_counter() - t0}
+        for k in ("g_norm", "jvp_norm", "nonfinite_tangent", "weight"):
+            if k in diag:
+                values[k] = float(diag[k].float().mean())
+        if "jvp_time" in diag:
+            values["jvp_time"] = float(diag["jvp_time"])
+        if spec.method != "teacher":
+            values["r"] = parts.loss.warmup_ratio(step)
+        window.add(values, diag)
+
+        # Logging and checkpointing.
+        if step % spec.train.log_every == 0 or step == spec.train.steps:
+            row = window.row(step, values)
+            io.append_history(hist_path, row)
+            if on_log is not None:
+                on_log(row)
+            window = Window()
+        if step % spec.train.checkpoint_every == 0 or step == spec.train.steps:
+            io.save_checkpoint(ckpt_path, state_of(parts, step, gen))
+    result["steps_done"] = step if result["status"] == "ok" else step - 1
+
+    # Evaluation of a finished trial.
+    if result["status"] == "ok":
+        result["metrics"] = evaluate(parts, out_dir)
+    result["peak_mem_mb"] = peak_memory_mb(parts.device)
+    result["wall_time"] = time.perf_counter() - start_wall
+    result["device"] = str(parts.device)
+    io.write_json(out_dir / "result.json", result)
+    return result

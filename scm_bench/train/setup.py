@@ -1,0 +1,91 @@
+"""Building the pieces of one trial from its spec: device, data, nets, loss, optimizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from scm_bench.core.ema import make_ema
+from scm_bench.core.losses import SCMLoss, TeacherLoss
+from scm_bench.core.weighting import AdaptiveWeight
+from scm_bench.data import Dataset, load_dataset
+from scm_bench.nets import build_net
+from scm_bench.spec.schema import TrialSpec
+
+
+def pick_device(choice: str) -> torch.device:
+    """auto: CUDA when a GPU is visible, else CPU."""
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("device=cuda was asked for but no GPU is visible")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+@dataclass
+class Parts:
+    """Everything a training loop touches, built once per trial."""
+
+    spec: TrialSpec
+    device: torch.device
+    data: Dataset
+    net: torch.nn.Module
+    ema: torch.nn.Module
+    adaptive: AdaptiveWeight | None
+    teacher: torch.nn.Module | None
+    loss: TeacherLoss | SCMLoss
+    opt: torch.optim.Optimizer
+
+
+def load_teacher(spec: TrialSpec, teacher_dir: Path, data: Dataset, device) -> torch.nn.Module:
+    """The finished teacher's EMA network (the paper's pretrained diffusion model), frozen."""
+    ckpt = torch.load(Path(teacher_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    teacher = build_net(spec.teacher_trial(), data.shape, data.sigma_d, data.num_classes)
+    teacher.load_state_dict(ckpt["ema"])
+    return teacher.to(device).eval().requires_grad_(False)
+
+
+def build_parts(spec: TrialSpec, teacher_dir: Path | None = None) -> Parts:
+    device = pick_device(spec.device)
+    torch.manual_seed(spec.seed)
+    data = load_dataset(spec.data)
+    net = build_net(spec, data.shape, data.sigma_d, data.num_classes).to(device)
+    teacher = None
+    if spec.needs_teacher():
+        if teacher_dir is None:
+            raise ValueError("this trial needs a teacher directory")
+        teacher = load_teacher(spec, teacher_dir, data, device)
+        if spec.student.init == "teacher":
+            net.load_state_dict(teacher.state_dict())
+    ema = make_ema(net)
+    params = list(net.parameters())
+    adaptive = None
+    if spec.method == "teacher":
+        loss = TeacherLoss(
+            data.sigma_d, spec.proposal.p_mean, spec.proposal.p_std, spec.train.label_dropout
+        )
+    else:
+        if spec.weighting.adaptive:
+            adaptive = AdaptiveWeight().to(device)
+            params += list(adaptive.parameters())
+        loss = SCMLoss(
+            data.sigma_d,
+            spec.method,
+            p_mean=spec.proposal.p_mean,
+            p_std=spec.proposal.p_std,
+            tangent_mode=spec.tangent.mode,
+            tangent_norm=spec.tangent.norm,
+            tangent_c=spec.tangent.c,
+            warmup_steps=spec.tangent.warmup_steps,
+            ordering=spec.jvp.ordering,
+            precision=spec.jvp.precision,
+            backend=spec.jvp.backend,
+            prior=spec.weighting.prior,
+            adaptive=adaptive,
+            teacher=teacher if spec.method == "scd" else None,
+            guidance=spec.student.guidance,
+        )
+    opt = torch.optim.Adam(params, lr=spec.train.lr, betas=(0.9, spec.train.beta2))
+    return Parts(spec, device, data, net, ema, adaptive, teacher, loss, opt)
