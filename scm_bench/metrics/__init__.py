@@ -1,81 +1,98 @@
-"""The metric registry: every metric is registered once with its meaning.
+"""Metrics by name: sample quality (FID, KID, 2-D distances), stability and cost.
 
-Each metric declares whether higher is better and how it aggregates over seeds, so reports and
-specs need no special cases. Sample-quality metrics take generated samples and the dataset;
-the column of a sample metric in the results table is ``<name>_<sampler>`` (e.g. ``swd_2step``).
+Every metric is registered once (``registry.Metric``) with a description, whether higher is
+better and how it aggregates over seeds. The column of a sample metric in the results table is
+``<name>_<sampler>`` (e.g. ``fid_1step``); stability and cost columns come from
+``summarize_trial`` under their registered names. Feature files (Inception weights, the
+reference-statistics cache) are located by ``features.resolve_settings``; nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
 
+from scm_bench.metrics import fid as _fid
 from scm_bench.metrics import toy
+from scm_bench.metrics.features import MissingWeights, extractor_for, resolve_settings
+from scm_bench.metrics.registry import (
+    REGISTRY,
+    Metric,
+    UnknownMetric,
+    base_name,
+    default_sample_metrics,
+    family,
+    get,
+    list_metrics,
+    register,
+    suggest,
+)
+from scm_bench.metrics.stability import summarize_trial
+
+__all__ = [
+    "REGISTRY", "Metric", "MissingWeights", "UnknownMetric", "base_name", "check_available",
+    "default_sample_metrics", "evaluate_samples", "get", "list_metrics", "register", "suggest",
+    "summarize_trial",
+]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    description: str
-    higher_is_better: bool
-    kind: str  # "sample" (needs samples) | "stability" | "cost" (from a trial's history)
-    aggregate: str = "mean"  # how seeds combine in reports
-    datasets: tuple[str, ...] = ()  # sample metrics: dataset names it applies to
-    fn: Callable | None = None  # sample metrics: fn(samples, dataset) -> float
+class MetricNotApplicable(ValueError):
+    """A sample metric asked for a dataset it does not apply to."""
 
 
-REGISTRY: dict[str, Metric] = {}
+def check_available(
+    dataset_name: str, metric_names, inception: str | None = None, cache_dir: str | None = None
+) -> None:
+    """Fail before training if the named sample metrics cannot run on this dataset.
+
+    Raises UnknownMetric (with a near match), MetricNotApplicable, or MissingWeights (Inception
+    or digits weights absent; the message names the path, the setting and the source URL).
+    """
+    fam, names = family(dataset_name), list(metric_names)
+    for name in names:
+        metric = get(name)
+        if metric.kind != "sample" or fam not in metric.datasets:
+            usable = ", ".join(default_sample_metrics(dataset_name)) or "none"
+            raise MetricNotApplicable(
+                f"eval.metrics: {name!r} is not a sample metric for dataset {fam!r}; "
+                f"use one of: {usable}"
+            )
+    if fam in IMAGES and names:  # every image metric needs the feature network
+        extractor_for(dataset_name, resolve_settings(inception, cache_dir))  # MissingWeights
 
 
-def register(metric: Metric) -> Metric:
-    if metric.name in REGISTRY:
-        raise ValueError(f"metric {metric.name!r} registered twice")
-    REGISTRY[metric.name] = metric
-    return metric
+def evaluate_samples(
+    names,
+    samples: torch.Tensor,
+    dataset,
+    *,
+    inception: str | None = None,
+    cache_dir: str | None = None,
+) -> dict[str, float]:
+    """{metric name: value} for generated ``samples`` against the dataset's reference split.
 
-
-class UnknownMetric(KeyError):
-    pass
-
-
-def suggest(name: str, choices) -> str:
-    """' (did you mean X?)' for a near match, else ''."""
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def get(name: str) -> Metric:
-    if name not in REGISTRY:
-        raise UnknownMetric(
-            f"unknown metric {name!r}{suggest(name, REGISTRY)}; known: {', '.join(sorted(REGISTRY))}"
-        )
-    return REGISTRY[name]
-
-
-def base_name(column: str) -> str:
-    """Metric name behind a result column: 'swd_2step' -> 'swd', 'sec_per_step' stays."""
-    if column in REGISTRY:
-        return column
-    head, _, _ = column.rpartition("_")
-    return head if head in REGISTRY else column
-
-
-def default_sample_metrics(dataset: str) -> tuple[str, ...]:
-    family = dataset.split("/")[0]
-    return tuple(m.name for m in REGISTRY.values() if m.kind == "sample" and family in m.datasets)
-
-
-def evaluate_samples(names, samples: torch.Tensor, dataset) -> dict[str, float]:
-    """{metric name: value} for generated ``samples`` against the dataset's reference split."""
-    return {name: float(get(name).fn(samples, dataset)) for name in names}
+    Features of the samples are computed once and shared by FID and KID; ``inception`` and
+    ``cache_dir`` override $SCM_BENCH_INCEPTION and $SCM_BENCH_CACHE.
+    """
+    ctx = _fid.EvalContext(resolve_settings(inception, cache_dir), device=str(samples.device))
+    return {name: float(get(name).fn(samples, dataset, ctx)) for name in names}
 
 
 def _toy(fn):
-    return lambda samples, dataset: fn(samples.cpu(), dataset.reference("test"))
+    """A 2-D distance as a sample metric: samples against the held-out split."""
+    return lambda samples, dataset, ctx: fn(samples.cpu(), dataset.reference("test"))
 
+
+def _fid_metric(samples, dataset, ctx):
+    return _fid.fid(samples, dataset, ctx)
+
+
+def _kid_metric(samples, dataset, ctx):
+    return _fid.kid(samples, dataset, ctx)
+
+
+IMAGES = ("digits", "cifar10", "image_folder")
+FEATURES = ("Inception pool3 (clean-fid) for RGB data, the project's 64-d digits classifier "
+            "for digits; against the training split; see n_samples")  # fmt: skip
 
 register(Metric("swd", "Sliced 2-Wasserstein distance to held-out data (2-D)", False, "sample",
                 datasets=("toy2d",), fn=_toy(toy.sliced_wasserstein)))  # fmt: skip
@@ -83,3 +100,7 @@ register(Metric("mmd", "Squared MMD (multi-scale RBF) to held-out data (2-D)", F
                 datasets=("toy2d",), fn=_toy(toy.mmd_rbf)))  # fmt: skip
 register(Metric("frechet2d", "Frechet distance of Gaussian fits in data space (2-D)", False,
                 "sample", datasets=("toy2d",), fn=_toy(toy.frechet_2d)))  # fmt: skip
+register(Metric("fid", f"Frechet distance of feature Gaussians (clean-fid); features: {FEATURES}",
+                False, "sample", datasets=IMAGES, fn=_fid_metric))  # fmt: skip
+register(Metric("kid", f"Kernel inception distance, unbiased MMD^2 (clean-fid); features: "
+                f"{FEATURES}", False, "sample", datasets=IMAGES, fn=_kid_metric))  # fmt: skip

@@ -1,0 +1,182 @@
+"""Command line: parses arguments and calls the library. User errors exit 2 with one line each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+
+
+def _sets(args) -> list[str]:
+    return list(args.set or [])
+
+
+def cmd_validate(args) -> int:
+    from scm_bench.spec.expand import expand
+    from scm_bench.spec.load import load_spec
+
+    for path in args.specs:
+        spec = load_spec(path, _sets(args))
+        print(f"{path}: ok ({len(expand(spec))} trials)")
+    return 0
+
+
+def cmd_expand(args) -> int:
+    from scm_bench.spec.expand import expand
+    from scm_bench.spec.load import load_spec
+
+    trials = expand(load_spec(args.spec, _sets(args)), where=args.spec)
+    if args.json:
+        print(json.dumps([{"trial_id": t.trial_id, "variant": t.variant, "seed": t.seed,
+                           "spec": t.spec.model_dump(mode="json")} for t in trials], indent=2))
+    else:  # fmt: skip
+        for t in trials:
+            print(f"{t.trial_id}\t{t.variant}\tseed={t.seed}")
+    return 0
+
+
+def cmd_ls(args) -> int:
+    from scm_bench import metrics
+    from scm_bench.data import LOADERS
+    from scm_bench.spec.schema import field_docs
+
+    what = args.what
+    if what in ("all", "techniques"):
+        print("# settings (dotted path, default, description)")
+        for path, default, desc in field_docs():
+            print(f"{path:28s} {default:24s} {desc}")
+    if what in ("all", "datasets"):
+        print("# datasets\n" + "\n".join(sorted(LOADERS)))
+    if what in ("all", "metrics"):
+        print("# metrics (name, better, aggregate, kind, description)")
+        for m in sorted(metrics.REGISTRY.values(), key=lambda m: (m.kind, m.name)):
+            better = "higher" if m.higher_is_better else "lower"
+            print(f"{m.name:24s} {better:7s} {m.aggregate:6s} {m.kind:9s} {m.description}")
+    if what in ("all", "ablations"):
+        print("# bundled ablations")
+        root = Path(__file__).resolve().parent.parent / "ablations"
+        for p in sorted(root.glob("*.yaml")):
+            print(p.relative_to(root.parent))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from pydantic import ValidationError
+
+    from scm_bench.spec.load import SpecError, apply_sets, format_errors, read_yaml
+    from scm_bench.spec.schema import TrialSpec
+    from scm_bench.train.loop import train_trial
+
+    data = read_yaml(Path(args.config))
+    if "trial" in data or "name" in data:  # an ablation spec: its first trial
+        from scm_bench.spec.expand import expand
+        from scm_bench.spec.load import load_spec
+
+        spec = expand(load_spec(args.config, _sets(args)), where=args.config)[0].spec
+    else:
+        data = apply_sets({"trial": data}, _sets(args))["trial"]
+        try:
+            spec = TrialSpec.model_validate(data)
+        except ValidationError as err:
+            raise SpecError(format_errors(err, args.config, TrialSpec)) from None
+    out = Path(args.out)
+    result = train_trial(spec, out, on_log=lambda r: print(
+        f"step {r['step']}: loss {r['loss']:.4g} grad_norm {r['grad_norm']:.3g}", flush=True))
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from scm_bench.runner.run import run
+    from scm_bench.spec.expand import expand
+    from scm_bench.spec.load import load_spec
+
+    spec = load_spec(args.spec, _sets(args))
+    trials = expand(spec, where=args.spec)
+    out = Path(args.out) if args.out else Path("runs") / spec.name
+    print(f"{spec.name}: {len(trials)} trials -> {out}")
+    df = run(spec, trials, out, address=args.address, dashboard=args.dashboard,
+             dashboard_host=args.dashboard_host, max_concurrent=args.max_concurrent,
+             teacher_cache=args.teacher_cache)  # fmt: skip
+    return 0 if (df["status"] != "failed").all() else 1
+
+
+def cmd_report(args) -> int:
+    from scm_bench.report import write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "results.csv").exists():
+        raise FileNotFoundError(f"{run_dir}: no results.csv; is this a run directory?")
+    md, html = write_report(run_dir)
+    print(f"wrote {md} and {html}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scm-bench", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    setp = dict(action="append", metavar="PATH=VALUE",
+                help="override a setting, e.g. train.steps=100 (repeatable)")  # fmt: skip
+
+    s = sub.add_parser("validate", help="check specs without running anything")
+    s.add_argument("specs", nargs="+")
+    s.add_argument("--set", **setp)
+    s.set_defaults(fn=cmd_validate)
+
+    s = sub.add_parser("expand", help="print the resolved trials of a spec")
+    s.add_argument("spec")
+    s.add_argument("--json", action="store_true", help="full resolved trial specs as JSON")
+    s.add_argument("--set", **setp)
+    s.set_defaults(fn=cmd_expand)
+
+    s = sub.add_parser("ls", help="list settings, datasets, metrics, bundled ablations")
+    s.add_argument("what", nargs="?", default="all",
+                   choices=["all", "techniques", "datasets", "metrics", "ablations"])
+    s.set_defaults(fn=cmd_ls)
+
+    s = sub.add_parser("run", help="run every variant x seed of a spec on Ray Tune")
+    s.add_argument("spec")
+    s.add_argument("--out", help="run directory (default runs/<spec name>)")
+    s.add_argument("--set", **setp)
+    s.add_argument("--address", help="existing Ray cluster (default: RAY_ADDRESS or local)")
+    s.add_argument("--dashboard", action="store_true", help="start Ray's dashboard")
+    s.add_argument("--dashboard-host", default="127.0.0.1", help="dashboard bind address")
+    s.add_argument("--max-concurrent", type=int, help="trials at once (default: CPUs / cpu)")
+    s.add_argument("--teacher-cache", help="teacher cache (default <out>/../_teachers)")
+    s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("train", help="train one trial without Ray")
+    s.add_argument("config", help="a trial spec YAML (or an ablation spec: its first trial)")
+    s.add_argument("--out", required=True, help="trial directory")
+    s.add_argument("--set", **setp)
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("report", help="(re)write report.md and report.html of a run")
+    s.add_argument("run_dir")
+    s.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from scm_bench.data import DataError
+    from scm_bench.metrics import UnknownMetric
+    from scm_bench.errors import RunError
+    from scm_bench.spec.load import SpecError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except SpecError as err:
+        for line in err.lines:
+            print(f"error: {line}", file=sys.stderr)
+    except (DataError, UnknownMetric, FileNotFoundError, RunError) as err:
+        msg = err.args[0] if err.args else str(err)
+        print(f"error: {msg}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

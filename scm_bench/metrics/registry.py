@@ -1,0 +1,96 @@
+"""The metric registry: every metric is registered once, with its meaning.
+
+Each metric declares whether higher is better and how it aggregates over seeds, so reports and
+specs need no special cases. A metric may stand behind several result columns: a sample metric
+``swd`` gives ``swd_<sampler>`` (``swd_2step``), a per-bin metric ``g_norm_tbin`` gives
+``g_norm_tbin_<bin>``; ``base_name`` maps a column back to its metric.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+KINDS = ("sample", "stability", "cost")
+AGGREGATES = ("mean", "median", "max", "min", "sum")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    description: str
+    higher_is_better: bool
+    kind: str  # "sample" (needs samples) | "stability" | "cost" (from a trial's history)
+    aggregate: str = "mean"  # how seeds combine in reports (one of AGGREGATES)
+    datasets: tuple[str, ...] = ()  # sample metrics: dataset families it applies to
+    fn: Callable | None = None  # sample metrics: fn(samples, dataset, ctx) -> float
+
+
+REGISTRY: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    """Add a metric; a second metric of the same name is a programming error."""
+    if metric.name in REGISTRY:
+        raise ValueError(f"metric {metric.name!r} registered twice")
+    if metric.kind not in KINDS or metric.aggregate not in AGGREGATES:
+        raise ValueError(f"metric {metric.name!r}: kind in {KINDS}, aggregate in {AGGREGATES}")
+    REGISTRY[metric.name] = metric
+    return metric
+
+
+class UnknownMetric(KeyError, ValueError):
+    """A metric name nobody registered (message carries a near-match suggestion)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def suggest(name: str, choices) -> str:
+    """' (did you mean X?)' for a near match, else ''."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def get(name: str) -> Metric:
+    """The registered metric of this name; UnknownMetric with a near match otherwise."""
+    if name not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY))
+        raise UnknownMetric(f"unknown metric {name!r}{suggest(name, REGISTRY)}; known: {known}")
+    return REGISTRY[name]
+
+
+def base_name(column: str) -> str:
+    """Metric name behind a result column: 'swd_2step' -> 'swd', 'g_norm_tbin_3' ->
+    'g_norm_tbin', 'sec_per_step' stays; an unregistered column comes back unchanged."""
+    if column in REGISTRY:
+        return column
+    head, _, _ = column.rpartition("_")
+    return head if head in REGISTRY else column
+
+
+def family(dataset_name: str) -> str:
+    """Dataset family of a dataset name: 'toy2d/moons' -> 'toy2d', 'cifar10' -> 'cifar10'."""
+    return dataset_name.split("/")[0]
+
+
+def default_sample_metrics(dataset: str) -> tuple[str, ...]:
+    """Names of the sample metrics that apply to a dataset (by name or family)."""
+    fam = family(dataset)
+    return tuple(m.name for m in REGISTRY.values() if m.kind == "sample" and fam in m.datasets)
+
+
+def list_metrics() -> list[dict]:
+    """One row per registered metric, for `scm-bench ls metrics` and the docs."""
+    rows = []
+    for m in sorted(REGISTRY.values(), key=lambda m: (m.kind, m.name)):
+        rows.append({
+            "name": m.name,
+            "kind": m.kind,
+            "higher_is_better": m.higher_is_better,
+            "aggregate": m.aggregate,
+            "datasets": ",".join(m.datasets),
+            "description": m.description,
+        })  # fmt: skip
+    return rows

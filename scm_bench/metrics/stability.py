@@ -1,0 +1,181 @@
+"""Stability and cost of one trial, from its history rows and its result.
+
+``summarize_trial(history_rows, result)`` turns the rows of ``history.jsonl`` (fields:
+``scm_bench.train.io.HISTORY_FIELDS``) and ``result.json`` into flat float columns, each
+registered below with its meaning. A value that does not apply (no JVP in a teacher, no
+divergence) is NaN. Per-bin columns are ``<name>_<bin>`` for the T_BINS equal bins of
+[0, pi/2] (bin i covers t in [i, i+1) * pi / (2 T_BINS)).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+from scm_bench.metrics.registry import Metric, register
+from scm_bench.train.io import T_BINS
+
+SPIKE_FACTOR = 10.0  # a spike: window max grad norm above 10x the running median
+SPIKE_MIN_ROWS = 3  # rows needed before the running median is trusted
+LATE_FRACTION = 0.25  # "late in training": the last quarter of rows (at least 2)
+NAN = float("nan")
+
+
+def _finite(values) -> np.ndarray:
+    """Finite float values of a sequence, None and non-numbers dropped."""
+    arr = np.array([v for v in values if isinstance(v, (int, float))], dtype=np.float64)
+    return arr[np.isfinite(arr)]
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) else NAN
+
+
+def _column(rows: list[dict], key: str) -> list:
+    return [r.get(key) for r in rows]
+
+
+def _stat(values, fn) -> float:
+    arr = _finite(values)
+    return float(fn(arr)) if arr.size else NAN
+
+
+def divergence(rows: list[dict], result: Mapping) -> dict[str, float]:
+    """diverged (0/1), diverged_step, nonfinite_steps.
+
+    Training stops at the first non-finite loss or gradient, so the stopping step counts as
+    one non-finite step, plus any logged row whose loss or grad norm is non-finite.
+    """
+    diverged = result.get("status") == "diverged"
+    step = result.get("diverged_step")
+    bad_rows = sum(
+        1 for r in rows
+        if not all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k])
+                   for k in ("loss", "grad_norm") if k in r)
+    )  # fmt: skip
+    return {
+        "diverged": float(diverged),
+        "diverged_step": float(step) if diverged and step is not None else NAN,
+        "nonfinite_steps": float(bad_rows + diverged),
+    }
+
+
+def grad_spikes(rows: list[dict]) -> int:
+    """Rows whose window max grad norm exceeds SPIKE_FACTOR x the median of the grad norms of
+    all previous rows (once SPIKE_MIN_ROWS rows are there)."""
+    seen, spikes = [], 0
+    for r in rows:
+        peak = r.get("grad_norm_max", r.get("grad_norm"))
+        if len(seen) >= SPIKE_MIN_ROWS and _finite([peak]).size:
+            spikes += peak > SPIKE_FACTOR * float(np.median(seen))
+        seen.extend(_finite([r.get("grad_norm")]).tolist())
+    return int(spikes)
+
+
+def gradients(rows: list[dict]) -> dict[str, float]:
+    """grad_norm_median / _p99 over logged steps, grad_norm_max over all steps, grad_spikes."""
+    norms = _column(rows, "grad_norm")
+    peaks = [r.get("grad_norm_max", r.get("grad_norm")) for r in rows]
+    return {
+        "grad_norm_median": _stat(norms, np.median),
+        "grad_norm_p99": _stat(norms, lambda a: np.percentile(a, 99)),
+        "grad_norm_max": _stat(peaks, np.max),
+        "grad_spikes": float(grad_spikes(rows)),
+    }
+
+
+def late_rows(rows: list[dict]) -> list[dict]:
+    """The last LATE_FRACTION of the rows (at least 2; all of them when fewer)."""
+    return rows[-max(2, int(len(rows) * LATE_FRACTION)) :]
+
+
+def loss_std_late(rows: list[dict]) -> float:
+    """Std of the logged (window-mean) loss over the late rows; NaN with fewer than 2."""
+    arr = _finite(_column(late_rows(rows), "loss"))
+    return float(arr.std(ddof=1)) if arr.size >= 2 else NAN
+
+
+def per_bin(rows: list[dict], key: str, name: str) -> dict[str, float]:
+    """Mean over rows of a per-t-bin list field, as columns '<name>_0' .. '<name>_<T_BINS-1>'."""
+    table = np.full((max(len(rows), 1), T_BINS), np.nan)
+    for i, r in enumerate(rows):
+        vals = r.get(key) or []
+        table[i, : len(vals)] = [v if isinstance(v, (int, float)) else np.nan for v in vals]
+    with warnings.catch_warnings():  # all-NaN bins (never sampled) stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(np.where(np.isfinite(table), table, np.nan), axis=0)
+    return {f"{name}_{i}": float(v) for i, v in enumerate(means)}
+
+
+def cost(rows: list[dict], result: Mapping) -> dict[str, float]:
+    """sec_per_step, jvp_share, peak_mem_mb, wall_time, net_evals_per_sec."""
+    step, jvp = _finite(_column(rows, "step_time")), _finite(_column(rows, "jvp_time"))
+    timed = [r for r in rows if "jvp_time" in r and "step_time" in r]
+    step_sum = _finite(_column(timed, "step_time")).sum()
+    metrics = result.get("metrics") or {}
+    evals = [
+        metrics[k] * metrics.get("nfe_" + k.removeprefix("samples_per_sec_"), NAN)
+        for k in metrics if k.startswith("samples_per_sec_")
+    ]  # fmt: skip
+    return {
+        "sec_per_step": float(np.median(step)) if step.size else NAN,
+        "jvp_share": float(jvp.sum() / step_sum) if jvp.size and step_sum > 0 else NAN,
+        "peak_mem_mb": _number(result.get("peak_mem_mb")),
+        "wall_time": _number(result.get("wall_time")),
+        "net_evals_per_sec": _stat(evals, np.median),
+    }
+
+
+def summarize_trial(history_rows: list[dict], result: Mapping | None) -> dict[str, float]:
+    """Stability and cost columns of one trial (every registered column, NaN where none)."""
+    rows = sorted(history_rows, key=lambda r: r.get("step", 0))
+    result = result or {}
+    late = late_rows(rows)
+    return {
+        **divergence(rows, result),
+        **gradients(rows),
+        "loss_std_late": loss_std_late(rows),
+        "nonfinite_tangent": _stat(_column(rows, "nonfinite_tangent"), np.mean),
+        **per_bin(rows, "g_norm_tbin", "g_norm_tbin"),
+        **per_bin(late, "weight_tbin", "weight_tbin"),
+        **cost(rows, result),
+    }
+
+
+def _reg(name: str, kind: str, higher: bool, description: str, aggregate: str = "mean"):
+    register(Metric(name, description, higher, kind, aggregate=aggregate))
+
+
+_reg("diverged", "stability", False, "1 if a non-finite loss or gradient stopped training "
+     "(mean over seeds = divergence rate)")  # fmt: skip
+_reg("diverged_step", "stability", True, "optimizer step at which training diverged "
+     "(NaN if it did not)", "median")  # fmt: skip
+_reg("nonfinite_steps", "stability", False, "steps with a non-finite loss or grad norm "
+     "(the stopping step included)")  # fmt: skip
+_reg("grad_norm_median", "stability", False, "median global grad norm over logged steps")
+_reg("grad_norm_p99", "stability", False, "99th percentile of the global grad norm over logged "
+     "steps")  # fmt: skip
+_reg("grad_norm_max", "stability", False, "largest global grad norm of any step")
+_reg("grad_spikes", "stability", False, f"log windows whose max grad norm exceeds "
+     f"{SPIKE_FACTOR:g}x the running median of earlier logged grad norms")  # fmt: skip
+_reg("loss_std_late", "stability", False, "std of the logged loss over the last quarter of "
+     "training (loss may be negative with adaptive weighting, so no ratio to its mean)")  # fmt: skip
+_reg("nonfinite_tangent", "stability", False, "mean share of non-finite tangent (JVP) elements "
+     "per step, e.g. in low-precision JVPs (students)")  # fmt: skip
+_reg("g_norm_tbin", "stability", False, f"mean ||g|| before normalization/clipping per t-bin "
+     f"over training; columns g_norm_tbin_0..{T_BINS - 1} (bins of [0, pi/2])")  # fmt: skip
+_reg("weight_tbin", "stability", False, f"learned adaptive weight w_phi(t) per t-bin over the "
+     f"last quarter; columns weight_tbin_0..{T_BINS - 1} (descriptive)")  # fmt: skip
+_reg("sec_per_step", "cost", False, "median seconds per optimizer step")
+_reg("jvp_share", "cost", False, "share of step time spent in the JVP pass (students)")
+_reg("peak_mem_mb", "cost", False, "peak memory in MiB (CUDA max allocated, or CPU max RSS)",
+     "max")  # fmt: skip
+_reg("wall_time", "cost", False, "seconds of wall time of the trial (training and evaluation)")
+_reg("samples_per_sec", "cost", True, "sampling throughput of a sampler in samples per second; "
+     "columns samples_per_sec_<sampler>")  # fmt: skip
+_reg("nfe", "cost", False, "network evaluations per sample of a sampler; columns nfe_<sampler>")
+_reg("net_evals_per_sec", "cost", True, "sampling throughput per NFE: median over samplers of "
+     "samples/s x NFE (network evaluations per second)")  # fmt: skip

@@ -1,0 +1,126 @@
+"""A small DiT (Peebles & Xie 2023) for images, with the time / AdaGN / attention switches.
+
+F(x, t, y): patchify -> + 2-D sin-cos positions -> blocks of
+    h = h + Attn(AdaNorm(h, e)),  h = h + MLP(AdaNorm(h, e))
+-> AdaNorm -> zero-init linear -> unpatchify. e is the ``Conditioning`` embedding of (t, y).
+AdaNorm is the U-Net's (double / single / scale) with LayerNorm over tokens, and attention goes
+through ``attend`` (math attention or the fused flash JVP), never through SDPA, which has no
+forward-mode AD.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scm_bench.nets.embed import Conditioning
+from scm_bench.nets.layers import AdaNorm, math_attention
+
+
+def sincos_2d(width: int, grid: int) -> torch.Tensor:
+    """Fixed 2-D sin-cos positions (MAE / DiT): half the channels encode rows, half columns.
+
+    Per axis, positions p get [sin(p w_i), cos(p w_i)], w_i = 10000^(-i / (width/4)).
+    Returns (grid * grid, width), row-major over the (grid, grid) patches.
+    """
+    if width % 4:
+        raise ValueError(f"net.width must be divisible by 4 for 2-D positions, got {width}")
+    freqs = 10000 ** -(torch.arange(width // 4, dtype=torch.float64) / (width // 4))  # (W/4,)
+    pos = torch.arange(grid, dtype=torch.float64)
+    arg = pos[:, None] * freqs[None]  # (grid, W/4)
+    axis = torch.cat([arg.sin(), arg.cos()], dim=1)  # (grid, W/2)
+    rows = axis[:, None, :].expand(grid, grid, -1)  # (grid, grid, W/2): varies along rows
+    cols = axis[None, :, :].expand(grid, grid, -1)  # (grid, grid, W/2): varies along columns
+    return torch.cat([rows, cols], dim=-1).reshape(grid * grid, width).float()  # (N, W)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over tokens (B, N, C) with a pluggable ``attend`` op."""
+
+    def __init__(self, width: int, heads: int, attend=math_attention):
+        super().__init__()
+        if width % heads:
+            raise ValueError(f"net.width ({width}) must be divisible by net.heads ({heads})")
+        self.heads, self.attend = heads, attend
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads)  # (B, N, 3, h, C/h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, N, C/h)
+        a = self.attend(q, k, v)  # (B, h, N, C/h)
+        return self.proj(a.transpose(1, 2).reshape(b, n, c))  # (B, N, C)
+
+
+class DiTBlock(nn.Module):
+    """h + Attn(AdaNorm(h, e)), then h + MLP(AdaNorm(h, e)); MLP = Linear-GELU-Linear (4x)."""
+
+    def __init__(self, width: int, heads: int, emb_dim: int, adagn: str, dropout: float, attend):
+        super().__init__()
+        self.norm1 = AdaNorm(width, emb_dim, adagn, kind="layer")
+        self.attn = Attention(width, heads, attend)
+        self.norm2 = AdaNorm(width, emb_dim, adagn, kind="layer")
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width),
+            nn.GELU(approximate="tanh"),
+            nn.Dropout(dropout),
+            nn.Linear(4 * width, width),
+        )
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        h = h + self.attn(self.norm1(h, e))
+        return h + self.mlp(self.norm2(h, e))
+
+
+class DiT(nn.Module):
+    """F(x, t, y) for images (B, C, H, W) -> (B, C, H, W); H = W = resolution, patch | H."""
+
+    def __init__(
+        self,
+        channels: int,
+        resolution: int,
+        sigma_d: float,
+        width: int = 128,  # token channels
+        depth: int = 4,  # transformer blocks
+        patch_size: int = 2,
+        heads: int = 4,
+        emb_dim: int = 128,
+        time_transform: str = "identity",
+        time_embedding: str = "positional",
+        fourier_scale: float = 16.0,
+        adagn: str = "double",
+        dropout: float = 0.0,
+        num_classes: int = 0,  # 0 = unconditional
+        attend=math_attention,  # attention op on (B, heads, N, d), e.g. attention.make_attend
+    ):
+        super().__init__()
+        if resolution % patch_size:
+            raise ValueError(
+                f"net.patch_size ({patch_size}) must divide the resolution ({resolution})"
+            )
+        self.num_classes, self.channels, self.patch = num_classes, channels, patch_size
+        self.grid = resolution // patch_size
+        self.cond = Conditioning(
+            emb_dim, time_transform, time_embedding, fourier_scale, sigma_d, num_classes
+        )
+        self.patchify = nn.Conv2d(channels, width, patch_size, stride=patch_size)
+        self.register_buffer("pos", sincos_2d(width, self.grid), persistent=False)  # (N, W)
+        self.blocks = nn.ModuleList(
+            DiTBlock(width, heads, emb_dim, adagn, dropout, attend) for _ in range(depth)
+        )
+        self.out_norm = AdaNorm(width, emb_dim, adagn, kind="layer")
+        self.out = nn.Linear(width, patch_size * patch_size * channels)
+        nn.init.zeros_(self.out.weight)  # F starts at 0, as in the U-Net's conv_out
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
+        e = self.cond(t, y)  # (B, E)
+        b, p, g = x.shape[0], self.patch, self.grid
+        h = self.patchify(x).flatten(2).transpose(1, 2)  # (B, N = g*g, W)
+        h = h + self.pos.to(h.dtype)
+        for block in self.blocks:
+            h = block(h, e)
+        h = self.out(self.out_norm(h, e))  # (B, N, p*p*C)
+        h = h.reshape(b, g, g, p, p, self.channels)  # (B, g, g, p, p, C)
+        return h.permute(0, 5, 1, 3, 2, 4).reshape(b, self.channels, g * p, g * p)  # (B,C,H,W)

@@ -1,0 +1,130 @@
+"""Report figures (seaborn on the headless Agg backend), saved as byte-stable PNGs.
+
+Each function takes tidy data, writes one PNG and returns its path (None when there is
+nothing to plot). Colors follow the variant order, so a variant has one color everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from scm_bench.train.io import T_BINS  # noqa: E402
+
+# Fixed style and no embedded dates or versions: the same data gives the same PNG bytes.
+RC = {"svg.hashsalt": "scm-bench", "figure.dpi": 100, "savefig.dpi": 100, "font.size": 9}
+CURVES = {"loss": "loss", "grad_norm": "gradient norm", "g_norm": "||g|| (before normalization)"}
+
+
+def palette(variants: list[str]) -> dict[str, tuple]:
+    return dict(zip(variants, sns.color_palette("tab10", max(len(variants), 1)), strict=False))
+
+
+def short_label(variant: str) -> str:
+    """'tangent.mode=clip,net.width=64' -> 'clip, 64' (the axis names label the plot)."""
+    parts = [p.partition("=") for p in variant.split(",")]
+    return ", ".join(v for _, sep, v in parts if sep) or variant
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+class _Styled:
+    """Context: seaborn's whitegrid style plus RC, restored afterwards."""
+
+    def __enter__(self):
+        self._ctx = [sns.axes_style("whitegrid"), plt.rc_context(RC)]
+        for c in self._ctx:
+            c.__enter__()
+
+    def __exit__(self, *exc):
+        for c in reversed(self._ctx):
+            c.__exit__(*exc)
+
+
+def curves_figure(curves: pd.DataFrame, variants, diverged: pd.DataFrame, path: Path):
+    """Training curves per variant, mean over seeds with a +-1 sd band; diverged steps dotted."""
+    fields = [f for f in CURVES if f in curves and curves[f].notna().any()]
+    if not fields:
+        return None
+    colors = palette(variants)
+    hue_order = [v for v in variants if v in set(curves["variant"])]
+    with _Styled():
+        fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.2), squeeze=False)
+        for ax, field in zip(axes[0], fields, strict=True):
+            data = curves[["step", "variant", field]].dropna()
+            sns.lineplot(data=data, x="step", y=field, hue="variant", hue_order=hue_order,
+                         palette=colors, errorbar="sd", ax=ax, legend=ax is axes[0][0])  # fmt: skip
+            if field != "loss" and (data[field] > 0).all() and len(data):
+                ax.set_yscale("log")
+            for _, row in diverged.iterrows():
+                ax.axvline(row["diverged_step"], color=colors.get(row["variant"]), ls=":", lw=1)
+            ax.set(title=CURVES[field], ylabel=field)
+        if axes[0][0].get_legend() is not None:
+            sns.move_legend(axes[0][0], "upper left", bbox_to_anchor=(0, -0.2), ncol=2,
+                            title=None, frameon=False)  # fmt: skip
+        return _save(fig, path)
+
+
+def tbin_figure(tbins: pd.DataFrame, variants, path: Path):
+    """||g|| per t-bin at the last logged step where every bin is finite, mean +- sd over seeds."""
+    if tbins.empty or tbins["g_norm"].notna().sum() == 0:
+        return None
+    complete = tbins.groupby(["trial_id", "step"])["g_norm"].transform(lambda s: s.notna().all())
+    tb = tbins[complete & tbins["g_norm"].notna()]
+    last = tb.groupby("trial_id")["step"].transform("max")
+    tb = tb[tb["step"] == last].assign(t=lambda d: (d["bin"] + 0.5) * (math.pi / 2) / T_BINS)
+    hue_order = [v for v in variants if v in set(tb["variant"])]
+    with _Styled():
+        fig, ax = plt.subplots(figsize=(5.5, 3.4))
+        sns.lineplot(data=tb, x="t", y="g_norm", hue="variant", hue_order=hue_order,
+                     palette=palette(variants), errorbar="sd", marker="o", ax=ax)  # fmt: skip
+        if (tb["g_norm"] > 0).all():
+            ax.set_yscale("log")
+        ax.set(xlabel="t (bin centre, TrigFlow time in [0, pi/2])", ylabel="||g||",
+               title="||g|| by t-bin at the end of training")  # fmt: skip
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title=None, frameon=False)
+        return _save(fig, path)
+
+
+def bars_figure(data: pd.DataFrame, variants, title: str, ylabel: str, xlabel: str, path: Path):
+    """Grouped bars: x = variant, hue = sampler; error bars are the table's 95% t-intervals.
+
+    ``data`` columns: variant, sampler, value, ci_low, ci_high (one row per bar).
+    """
+    data = data[data["variant"].isin(variants)]
+    if data.empty or data["value"].notna().sum() == 0:
+        return None
+    order = [v for v in variants if v in set(data["variant"])]
+    hue_order = list(dict.fromkeys(data["sampler"]))
+    data = data.assign(label=data["variant"].map(short_label))
+    with _Styled():
+        fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(order) * max(1, len(hue_order)) / 1.5),
+                                        3.4))  # fmt: skip
+        sns.barplot(data=data, x="label", y="value", hue="sampler", order=[short_label(v) for v in order],
+                    hue_order=hue_order, errorbar=None, palette="muted", ax=ax)  # fmt: skip
+        for container, sampler in zip(ax.containers, hue_order, strict=False):
+            rows = data[data["sampler"] == sampler].set_index("variant")
+            for bar, variant in zip(container, order, strict=False):
+                if variant not in rows.index:
+                    continue
+                r = rows.loc[variant]
+                if np.isfinite(r["ci_low"]) and np.isfinite(r["value"]):
+                    err = [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]
+                    ax.errorbar(bar.get_x() + bar.get_width() / 2, r["value"], yerr=err,
+                                fmt="none", ecolor="black", capsize=3, lw=1)  # fmt: skip
+        ax.set(title=title, ylabel=ylabel, xlabel=xlabel)
+        ax.tick_params(axis="x", labelrotation=20 if len(order) > 3 else 0)
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title=None, frameon=False)
+        return _save(fig, path)

@@ -1,0 +1,191 @@
+"""Read a run directory (layout: docs/run-layout.md) into one tidy table of trials.
+
+Everything a report needs is loaded here, once: the resolved ablation spec, the expanded
+trials, one row per trial, and per-trial histories. Partial runs are expected: a trial that
+has no row yet is added as ``pending``, missing columns are added empty, and every gap is
+recorded in ``Run.missing`` so the report can say what it could not show.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from scm_bench.train import io
+
+STATUSES = ("ok", "diverged", "failed", "pending")
+# Bookkeeping columns of results.csv (docs/run-layout.md); everything else numeric is a metric.
+ID_COLUMNS = (
+    "trial_id", "spec", "variant", "seed", "method", "status", "steps_done", "diverged_step",
+    "diverged_what", "error", "teacher_id", "device",
+)  # fmt: skip
+REQUIRED = ("trial_id", "variant", "seed", "status", "diverged_step", "diverged_what", "error")
+
+
+@dataclass
+class Run:
+    dir: Path
+    spec: dict  # spec.yaml as written by the runner ({} when absent)
+    trials: list[dict]  # trials.json entries ([] when absent)
+    results: pd.DataFrame  # one row per trial, sorted by variant order, seed, trial id
+    axes: list[str]  # axis columns (dotted paths), in spec order
+    variants: list[str]  # variant names in spec order
+    baseline: str | None  # the variant differences are measured against
+    missing: list[str] = field(default_factory=list)  # what the report cannot show, and why
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.get("name") or self.dir.name)
+
+    def trial_dir(self, trial_id: str) -> Path:
+        return self.dir / "trials" / str(trial_id)
+
+
+def _read_yaml(path: Path, missing: list[str]) -> dict:
+    if not path.exists():
+        missing.append(f"`{path.name}` is missing: spec name, description and settings unknown.")
+        return {}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _read_trials(path: Path, missing: list[str]) -> list[dict]:
+    if not path.exists():
+        missing.append(f"`{path.name}` is missing: trials without a row cannot be listed.")
+        return []
+    return list(json.loads(path.read_text()))
+
+
+def _row_from_result(trial: dict, trial_dir: Path) -> dict:
+    """A results row rebuilt from trials.json and the trial's result.json (when present)."""
+    row = {
+        "trial_id": trial["trial_id"],
+        "variant": trial.get("variant"),
+        "seed": trial.get("seed"),
+    }
+    row["method"] = (trial.get("spec") or {}).get("method")
+    row.update(trial.get("axes") or {})
+    path = trial_dir / "result.json"
+    if not path.exists():
+        return row | {"status": "pending"}
+    result = io.read_json(path)
+    row.update({k: v for k, v in result.items() if k != "metrics" and not isinstance(v, dict)})
+    row.update(result.get("metrics") or {})
+    return row
+
+
+def _axes(spec: dict, trials: list[dict], columns) -> list[str]:
+    names = list(spec.get("axes") or {})
+    for group in spec.get("zip") or []:
+        names += [n for n in group if n not in names]
+    for trial in trials:
+        names += [n for n in trial.get("axes") or {} if n not in names]
+    return [n for n in names if n in columns]
+
+
+def _variant_name(row: pd.Series, axes: list[str]) -> str:
+    return ",".join(f"{a}={row[a]}" for a in axes) if axes else "base"
+
+
+def _same(a, b) -> bool:
+    """Axis values from YAML and from a CSV cell compare equal (1e-3 == '0.001', True == 'True')."""
+    try:
+        return math.isclose(float(a), float(b))
+    except (TypeError, ValueError):
+        return str(a).strip().lower() == str(b).strip().lower()
+
+
+def _baseline(spec: dict, results: pd.DataFrame, axes: list[str], variants: list[str]):
+    wanted = spec.get("baseline") or {}
+    for variant in variants:
+        rows = results[results["variant"] == variant]
+        if wanted and all(
+            k in rows and len(rows) and _same(rows[k].iloc[0], v) for k, v in wanted.items()
+        ):
+            return variant
+    return variants[0] if variants else None  # no baseline given: the spec's first variant
+
+
+def load_run(run_dir: Path) -> Run:
+    """The run directory as a :class:`Run`; never fails on a partial run, records gaps."""
+    run_dir = Path(run_dir)
+    missing: list[str] = []
+    spec = _read_yaml(run_dir / "spec.yaml", missing)
+    trials = _read_trials(run_dir / "trials.json", missing)
+
+    # One row per trial: results.csv, else rebuilt from each trial's result.json.
+    csv = run_dir / "results.csv"
+    if csv.exists():
+        results = pd.read_csv(csv)
+    else:
+        missing.append("`results.csv` is missing: rows rebuilt from `trials/*/result.json`.")
+        results = pd.DataFrame([_row_from_result(t, run_dir / "trials" / t["trial_id"])
+                                for t in trials])  # fmt: skip
+    if "trial_id" not in results:
+        results["trial_id"] = pd.Series(dtype=object)
+    known = set(results["trial_id"].astype(str))
+    extra = [_row_from_result(t, run_dir / "trials" / t["trial_id"])
+             for t in trials if t["trial_id"] not in known]  # fmt: skip
+    if extra:
+        results = pd.concat([results, pd.DataFrame(extra)], ignore_index=True)
+    absent = [c for c in REQUIRED if c not in results]
+    if absent and len(results):
+        missing.append(f"`results.csv` has no column {', '.join(f'`{c}`' for c in absent)}.")
+    for col in absent:
+        results[col] = "pending" if col == "status" else None
+    results["trial_id"] = results["trial_id"].astype(str)
+    results["status"] = results["status"].fillna("pending").astype(str)
+    results["error"] = results["error"].astype(object).where(results["error"].notna(), None)
+
+    # Variants in spec order (trials.json order, then any others sorted), rows sorted within.
+    axes = _axes(spec, trials, results.columns)
+    unnamed = results["variant"].isna()
+    results.loc[unnamed, "variant"] = [
+        _variant_name(r, axes) for _, r in results[unnamed].iterrows()
+    ]
+    results["variant"] = results["variant"].astype(str)
+    order = list(dict.fromkeys(str(t.get("variant")) for t in trials if t.get("variant")))
+    order += sorted(set(results["variant"]) - set(order))
+    variants = [v for v in order if v in set(results["variant"])]
+    rank = {v: i for i, v in enumerate(variants)}
+    results = results.assign(_rank=results["variant"].map(rank))
+    results = results.sort_values(["_rank", "seed", "trial_id"], kind="stable")
+    results = results.drop(columns="_rank").reset_index(drop=True)
+
+    pending = results.loc[results["status"] == "pending", "trial_id"].tolist()
+    if pending:
+        missing.append(f"{len(pending)} trial(s) pending (no outcome yet): {', '.join(pending)}.")
+    started = results.loc[results["status"].isin(["ok", "diverged"]), "trial_id"]
+    no_history = [t for t in started if not (run_dir / "trials" / t / "history.jsonl").exists()]
+    if no_history:
+        missing.append(f"No `history.jsonl` (no training curves) for: {', '.join(no_history)}.")
+    baseline = _baseline(spec, results, axes, variants)
+    return Run(run_dir, spec, trials, results, axes, variants, baseline, missing)
+
+
+def load_histories(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves, tbins): history rows of ok/diverged trials, long format, non-finite as NaN.
+
+    curves: trial_id, variant, seed, step, <every scalar history field>
+    tbins:  trial_id, variant, seed, step, bin, g_norm   (``g_norm_tbin`` unrolled)
+    """
+    curves, tbins = [], []
+    key_cols = ["trial_id", "variant", "seed"]
+    started = run.results[run.results["status"].isin(["ok", "diverged"])]
+    for _, trial in started.iterrows():
+        key = {"trial_id": trial["trial_id"], "variant": trial["variant"], "seed": trial["seed"]}
+        for row in io.read_history(run.trial_dir(trial["trial_id"]) / "history.jsonl"):
+            scalars = {k: v for k, v in row.items() if isinstance(v, int | float | None)}
+            curves.append(key | scalars)
+            for b, value in enumerate(row.get("g_norm_tbin") or []):
+                tbins.append(key | {"step": row.get("step"), "bin": b, "g_norm": value})
+    curves_df = pd.DataFrame(curves) if curves else pd.DataFrame(columns=[*key_cols, "step"])
+    tbins_df = pd.DataFrame(tbins, columns=[*key_cols, "step", "bin", "g_norm"])
+    for df in (curves_df, tbins_df):
+        num = df.select_dtypes("number").columns
+        df[num] = df[num].where(df[num].abs() < float("inf"))  # inf -> NaN
+    return curves_df, tbins_df

@@ -1,0 +1,195 @@
+"""Write a run's report (report.md, self-contained report.html, report/ folder) and the index.
+
+<run dir>/report.md          Markdown; figures and sample grids linked by relative path
+<run dir>/report.html        one file: inline CSS, every image a base64 data URI
+<run dir>/report/table.csv   the main table (one row per variant, ``<metric>.<stat>``)
+<run dir>/report/*.png       figures;  report/samples/*.png  sample grids
+<run dir>/report/summary.json   name, claim and trial counts (read by ``write_index``)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup, escape
+
+from scm_bench.report import figures as fig
+from scm_bench.report import format as fmt
+from scm_bench.report.load import STATUSES, Run, load_histories, load_run
+from scm_bench.report.meta import collect_meta
+from scm_bench.report.samples import collect_grids
+from scm_bench.report.table import MetricInfo, main_table, metric_columns
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _env(html: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=html, trim_blocks=True,
+        lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
+    )  # fmt: skip
+    env.filters["code"] = lambda s: Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(s))))
+    env.filters["data_uri"] = data_uri
+    return env
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def _bar_data(table: pd.DataFrame, infos: list[MetricInfo]) -> pd.DataFrame:
+    rows = []
+    for info in infos:
+        for _, r in table.iterrows():
+            stats = {s: r[f"{info.column}.{s}"] for s in ("value", "ci_low", "ci_high")}
+            rows.append({"variant": r["variant"], "sampler": info.sampler, **stats})
+    return pd.DataFrame(rows)
+
+
+def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Path):
+    """[(title, path)] of every figure that has data, and notes on the ones that have none."""
+    made, notes = [], []
+    curves, tbins = load_histories(run)
+    res = run.results
+    diverged = res[(res["status"] == "diverged") & res["diverged_step"].notna()]
+    path = fig.curves_figure(curves, run.variants, diverged, out / "curves.png")
+    made.append(("Training curves (mean ± sd over seeds; dotted: divergence)", path))
+    path = fig.tbin_figure(tbins, run.variants, out / "g_norm_tbin.png")
+    made.append(("||g|| by t-bin (mean ± sd over seeds)", path))
+    xlabel = ", ".join(run.axes) or "variant"
+    sample = [i for i in infos if i.kind == "sample" and i.sampler]
+    for base in dict.fromkeys(i.base for i in sample):
+        group = [i for i in sample if i.base == base and i.sampler != "teacher"]
+        title = f"{base} {group[0].arrow if group else ''} per sampler (95% t-interval)"
+        path = fig.bars_figure(_bar_data(table, group), run.variants, title, base, xlabel,
+                               out / f"bars_{base}.png")  # fmt: skip
+        made.append((title, path))
+    if "method" in res and (res["method"] == "scd").any():
+        scd = [v for v in run.variants if (res.loc[res["variant"] == v, "method"] == "scd").any()]
+        for base in dict.fromkeys(i.base for i in sample if i.sampler == "teacher"):
+            group = [i for i in sample if i.base == base]
+            title = f"sCD: student vs teacher {base} (95% t-interval)"
+            path = fig.bars_figure(_bar_data(table, group), scd, title, base, xlabel,
+                                   out / f"scd_teacher_{base}.png")  # fmt: skip
+            made.append((title, path))
+    for title, path in made:
+        if path is None:
+            notes.append(f"No data for the figure '{title}'.")
+    return [(t, p) for t, p in made if p is not None], notes
+
+
+def _counts(results: pd.DataFrame) -> dict[str, int]:
+    return {s: int((results["status"] == s).sum()) for s in STATUSES}
+
+
+def _facts(run: Run, meta: dict) -> list[tuple[str, str]]:
+    spec, res = run.spec, run.results
+    axes = "; ".join(f"{a}: {', '.join(map(str, v))}" for a, v in (spec.get("axes") or {}).items())
+    facts = [
+        ("claim", str(spec.get("description") or "–")),
+        ("base settings", fmt.settings(spec)),
+        ("axes", axes or ", ".join(run.axes) or "none"),
+        ("seeds", ", ".join(map(str, spec.get("seeds") or sorted(res["seed"].dropna().unique())))),
+        ("baseline", run.baseline or "–"),
+    ]
+    facts += fmt.meta_facts(meta)
+    if "wall_time" not in meta and "wall_time" in res:
+        facts.append(("trial time (sum)", f"{pd.to_numeric(res['wall_time']).sum():.1f} s"))
+    counts = _counts(res)
+    facts.append(("trials", ", ".join(f"{n} {s}" for s, n in counts.items()) + f" (of {len(res)})"))
+    return facts
+
+
+def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
+    """Write report.md, report.html and report/ for a (possibly partial) run; return the two."""
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    meta = collect_meta() if meta is None else meta
+    out = run_dir / "report"
+    if out.exists():
+        shutil.rmtree(out)  # the folder is the report's own: no stale figures survive
+    out.mkdir()
+
+    # Tables, figures, sample grids.
+    infos = metric_columns(run)
+    table = main_table(run, infos)
+    table.to_csv(out / "table.csv", index=False)
+    figures, fig_notes = make_figures(run, table, infos, out)
+    grids, grid_notes = collect_grids(run, out / "samples")
+    missing = run.missing + fig_notes + grid_notes
+    if not infos:
+        missing.append("No metric columns in the results table yet.")
+    summary = {"name": run.name, "description": str(run.spec.get("description") or ""),
+               "baseline": run.baseline, "variants": len(run.variants),
+               "counts": _counts(run.results), "commit": meta.get("commit")}  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+    # Render both flavours from one context.
+    rel = lambda p: p.relative_to(run_dir).as_posix()
+    ctx = {
+        "name": run.name, "facts": _facts(run, meta), "missing": missing,
+        "figures": [{"title": t, "path": rel(p), "file": p} for t, p in figures],
+        "grids": [g | {"images": [i | {"rel": rel(i["path"])} for i in g["images"]]}
+                  for g in grids],
+        "failures": fmt.failures(run.results), "table_csv": rel(out / "table.csv"),
+    }  # fmt: skip
+    md_tables = [t | {"text": fmt.markdown_table(t["columns"], t["rows"])}
+                 for t in fmt.display_tables(table, infos, html=False)]  # fmt: skip
+    md_fail = fmt.markdown_table(
+        ["trial", "variant", "seed", "status", "step", "non-finite", "error"],
+        [[fmt.md_text(f[k]) for k in ("trial", "variant", "seed", "status", "step", "what", "error")]
+         for f in ctx["failures"]],
+    )  # fmt: skip
+    md = (
+        _env(False)
+        .get_template("report.md.j2")
+        .render(
+            ctx,
+            tables=md_tables,
+            failure_table=md_fail,
+            legend=fmt.LEGEND.format(agg="mean", star="\\*"),
+        )
+    )
+    html = _env(True).get_template("report.html.j2").render(
+        ctx, tables=fmt.display_tables(table, infos, html=True),
+        legend=fmt.LEGEND.format(agg="mean", star="*"),
+    )  # fmt: skip
+    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    md_path.write_text(md)
+    html_path.write_text(html)
+    return md_path, html_path
+
+
+def write_index(reports_dir: Path) -> tuple[Path, Path]:
+    """index.md and index.html in ``reports_dir`` linking every report in its subfolders."""
+    reports_dir = Path(reports_dir)
+    entries = []
+    for md in sorted(reports_dir.rglob("report.md")):
+        folder = md.parent
+        if folder == reports_dir:
+            continue
+        summary_path = folder / "report" / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        counts = summary.get("counts") or {}
+        entries.append({
+            "name": summary.get("name") or folder.name,
+            "description": summary.get("description") or "",
+            "trials": ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "–",
+            "md": md.relative_to(reports_dir).as_posix(),
+            "html": (folder / "report.html").relative_to(reports_dir).as_posix()
+            if (folder / "report.html").exists() else None,
+        })  # fmt: skip
+    rows = [[fmt.md_text(e["name"]), fmt.md_text(e["description"]), e["trials"],
+             f"[md]({e['md']})" + (f" · [html]({e['html']})" if e["html"] else "")]
+            for e in entries]  # fmt: skip
+    table = fmt.markdown_table(["report", "claim", "trials", "links"], rows)
+    md_path, html_path = reports_dir / "index.md", reports_dir / "index.html"
+    md_path.write_text(_env(False).get_template("index.md.j2").render(table=table, n=len(entries)))
+    html_path.write_text(_env(True).get_template("index.html.j2").render(entries=entries))
+    return md_path, html_path

@@ -1,0 +1,54 @@
+"""A one-line-per-event progress reporter for Tune: done / running / failed and an ETA."""
+
+from __future__ import annotations
+
+import time
+
+from ray import tune
+
+
+def fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class Progress(tune.Callback):
+    def __init__(self, phase: str, total: int, concurrency: int, echo=print):
+        self.phase, self.total, self.concurrency, self.echo = phase, total, max(1, concurrency), echo
+        self.done = self.failed = self.running = 0
+        self.start = time.monotonic()
+        self.durations: list[float] = []
+        self.started: dict[str, float] = {}
+
+    def _line(self, what: str) -> None:
+        finished = self.done + self.failed
+        eta = ""
+        if self.durations and finished < self.total:
+            mean = sum(self.durations) / len(self.durations)
+            eta = f", ETA {fmt_seconds(mean * (self.total - finished) / self.concurrency)}"
+        self.echo(f"[{self.phase} {finished}/{self.total}: {self.done} done, {self.running} "
+                  f"running, {self.failed} failed{eta}] {what}")  # fmt: skip
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.running += 1
+        self.started[trial.trial_id] = time.monotonic()
+
+    def _finish(self, trial) -> float:
+        self.running = max(0, self.running - 1)
+        took = time.monotonic() - self.started.pop(trial.trial_id, self.start)
+        self.durations.append(took)
+        return took
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        took = self._finish(trial)
+        self.done += 1
+        res = trial.last_result or {}
+        job = trial.config.get("job", {})
+        self._line(f"{job.get('trial_id', trial.trial_id)}: {res.get('status', 'ok')} "
+                   f"in {fmt_seconds(took)}")  # fmt: skip
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trial)
+        self.failed += 1
+        job = trial.config.get("job", {})
+        self._line(f"{job.get('trial_id', trial.trial_id)}: FAILED")

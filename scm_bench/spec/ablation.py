@@ -1,0 +1,60 @@
+"""The ablation spec: a base trial, axes over dotted paths, seeds, and an optional search."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from scm_bench.spec.schema import Section
+
+
+class Resources(Section):
+    cpu: float = Field(1.0, gt=0, description="CPUs reserved per trial (also torch threads).")
+    gpu: float = Field(0.0, ge=0, description="GPUs per trial; refused up front if none exist.")
+
+
+class SearchParam(Section):
+    type: Literal["uniform", "loguniform", "int", "choice"] = Field(
+        description="uniform / loguniform over [low, high], int in [low, high], or choice."
+    )
+    low: float | None = Field(None, description="Lower bound (uniform, loguniform, int).")
+    high: float | None = Field(None, description="Upper bound (uniform, loguniform, int).")
+    values: list[Any] | None = Field(None, description="Candidates (choice).")
+
+
+class SearchSpec(Section):
+    metric: str = Field(description="Result column to optimize, e.g. swd_2step or fid_1step.")
+    num_samples: int = Field(8, ge=1, description="Trials Optuna proposes.")
+    params: dict[str, SearchParam] = Field(description="Dotted trial path -> search range.")
+
+
+class FailureSpec(Section):
+    max_retries: int = Field(1, ge=0, description="Retries of a crashed trial before 'failed'.")
+
+
+class AblationSpec(Section):
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$", description="Spec name: run directory and trial-id prefix."
+    )
+    description: str = Field("", description="The paper claim the ablation tests.")
+    base: str | None = Field(None, description="Base spec file (relative to this file).")
+    trial: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the trial spec (see `scm-bench ls`)."
+    )
+    axes: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Grid: dotted trial path -> list of values."
+    )
+    zip: list[dict[str, list[Any]]] = Field(
+        default_factory=list,
+        description="Groups of axes that change together (equal-length lists within a group).",
+    )
+    seeds: list[int] = Field(default_factory=lambda: [0], description="Seeds of every variant.")
+    baseline: dict[str, Any] | None = Field(
+        None, description="Axis values of the baseline variant (reports diff against it)."
+    )
+    resources: Resources = Resources()
+    failure: FailureSpec = FailureSpec()
+    search: SearchSpec | None = Field(
+        None, description="Tune with Optuna instead of a grid (axes must then be empty)."
+    )

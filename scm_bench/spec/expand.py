@@ -1,0 +1,114 @@
+"""Expansion of an ablation spec into trials: grid x zipped groups x seeds."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from scm_bench.spec.ablation import AblationSpec
+from scm_bench.spec.load import SpecError, _near, format_errors, set_path
+from scm_bench.spec.schema import TrialSpec, field_docs
+
+LEAF_PATHS = [row[0] for row in field_docs()]
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial of an ablation: a stable readable id, its axis values and its resolved spec."""
+
+    trial_id: str
+    variant: str  # 'path=value,path=value' or 'base'
+    axes: dict[str, Any]
+    seed: int
+    spec: TrialSpec
+
+
+def check_path(path: str, where: str, field: str) -> None:
+    """An axis / search path must name a leaf setting of the trial spec."""
+    if path not in LEAF_PATHS:
+        raise SpecError([f"{where}: {field}.{path}: unknown trial setting{_near(path, LEAF_PATHS)}"])
+
+
+def combos(spec: AblationSpec, where: str) -> list[dict[str, Any]]:
+    """Every combination of axis values: the product of grid axes and zipped groups."""
+    dims: list[list[dict[str, Any]]] = []
+    for path, values in spec.axes.items():
+        check_path(path, where, "axes")
+        if not values:
+            raise SpecError([f"{where}: axes.{path}: needs at least one value"])
+        dims.append([{path: v} for v in values])
+    for i, group in enumerate(spec.zip):
+        lengths = {len(v) for v in group.values()}
+        if len(lengths) != 1:
+            raise SpecError([f"{where}: zip[{i}]: lists must have equal lengths, got {lengths}"])
+        for path in group:
+            check_path(path, where, f"zip[{i}]")
+        n = lengths.pop()
+        dims.append([{p: vals[j] for p, vals in group.items()} for j in range(n)])
+    return [dict(kv for d in combo for kv in d.items()) for combo in itertools.product(*dims)]
+
+
+def slug(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "", str(value).lower()) or "x"
+
+
+def trial_id(name: str, axes: dict[str, Any], seed: int, spec: TrialSpec) -> str:
+    """'<name>-<last path part>=<value>_...-s<seed>-<hash of the resolved trial>'."""
+    parts = "_".join(f"{p.split('.')[-1]}={slug(v)}" for p, v in axes.items())
+    return "-".join(x for x in (name, parts, f"s{seed}", spec.digest()) if x)
+
+
+def build_trial(base: dict, axes: dict[str, Any], seed: int, where: str) -> TrialSpec:
+    data = copy.deepcopy(base)
+    for path, value in axes.items():
+        set_path(data, path, value)
+    data["seed"] = seed
+    try:
+        return TrialSpec.model_validate(data)
+    except ValidationError as err:
+        prefix = "trial." if not axes else ""
+        lines = format_errors(err, where, TrialSpec, prefix)
+        if axes:
+            lines = [f"{ln} (variant {variant_label(axes)})" for ln in lines]
+        raise SpecError(lines) from None
+
+
+def variant_label(axes: dict[str, Any]) -> str:
+    return ",".join(f"{p}={v}" for p, v in axes.items()) or "base"
+
+
+def expand(spec: AblationSpec, where: str = "spec") -> list[Trial]:
+    """All trials of a grid spec (a search spec expands to its base trial per seed)."""
+    if spec.search is not None:
+        if spec.axes or spec.zip:
+            raise SpecError([f"{where}: search: a search spec cannot also have axes or zip"])
+        for path in spec.search.params:
+            check_path(path, where, "search.params")
+    trials, errors = [], []
+    try:
+        grid = combos(spec, where)
+    except SpecError as err:  # still report problems of the base trial below
+        errors, grid = list(err.lines), [{}]
+    for axes in grid:
+        for seed in spec.seeds:
+            try:
+                ts = build_trial(spec.trial, axes, seed, where)
+            except SpecError as err:
+                errors.extend(ln for ln in err.lines if ln not in errors)
+                continue
+            trials.append(Trial(trial_id(spec.name, axes, seed, ts), variant_label(axes), axes,
+                                seed, ts))  # fmt: skip
+    if errors:
+        raise SpecError(errors)
+    if spec.baseline is not None:
+        if not any(t.axes == spec.baseline for t in trials):
+            labels = sorted({t.variant for t in trials})
+            raise SpecError([f"{where}: baseline: {spec.baseline} is not one of the variants: "
+                             f"{labels}"])  # fmt: skip
+    return trials
+

@@ -1,0 +1,127 @@
+"""`scm-bench run` through Ray Tune: results, resume after SIGKILL, crashes, live metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from scm_bench.cli import main  # noqa: E402
+from scm_bench.runner.run import run  # noqa: E402
+from scm_bench.spec.expand import expand  # noqa: E402
+from scm_bench.spec.load import load_spec  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["train.steps=20", "teacher.steps=30", "eval.n_samples=300", "eval.grid=300",
+        "train.log_every=5", "train.checkpoint_every=5", "net.width=32", "net.depth=2"]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    port = free_port()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _metrics_export_port=port,
+             _system_config={"metrics_report_interval_ms": 500})  # fmt: skip
+    yield {"metrics_port": port, "address": ray.get_runtime_context().gcs_address}
+    ray.shutdown()
+
+
+def quiet(*_):
+    pass
+
+
+def test_quickstart_runs_through_ray_one_row_per_trial(ray_cluster, tmp_path):
+    spec = load_spec(ROOT / "ablations" / "quickstart.yaml", FAST)
+    trials = expand(spec)
+    df = run(spec, trials, tmp_path / "run", teacher_cache=tmp_path / "teachers", echo=quiet)
+    saved = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert len(saved) == len(trials) == 4
+    assert set(saved["trial_id"]) == {t.trial_id for t in trials}
+    assert (saved["status"] == "ok").all()
+    assert {"tangent.mode", "seed", "swd_1step", "swd_2step", "swd_teacher"} <= set(saved.columns)
+    assert (saved["swd_2step"] > 0).all()
+    # Two seeds -> two distinct teachers, each trained once and shared by its students.
+    assert len(list((tmp_path / "teachers").iterdir())) == 2
+    assert saved["teacher_id"].nunique() == 2
+    assert df["trial_id"].tolist() == sorted(df["trial_id"])
+
+    # Live metrics, tagged with the trial id, are readable from Ray's metrics export.
+    url = f"http://127.0.0.1:{ray_cluster['metrics_port']}/metrics"
+    deadline, text = time.time() + 30, ""
+    while time.time() < deadline and "scm_bench_loss" not in text:
+        time.sleep(1)
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+    lines = [ln for ln in text.splitlines() if ln.startswith("ray_scm_bench_loss")
+             or ln.startswith("scm_bench_loss")]  # fmt: skip
+    assert lines, "no scm_bench_loss series exported"
+    assert any(trials[0].trial_id in ln for ln in lines)
+
+
+def test_injected_crash_is_recorded_and_others_complete(ray_cluster, tmp_path, monkeypatch):
+    spec = load_spec(ROOT / "ablations" / "quickstart.yaml", FAST + ["failure.max_retries=1"])
+    trials = expand(spec)
+    victim = trials[1].trial_id
+    monkeypatch.setenv("SCM_BENCH_CRASH", f"{victim}:1")
+    df = run(spec, trials, tmp_path / "run", teacher_cache=tmp_path / "teachers", echo=quiet)
+    by_id = df.set_index("trial_id")
+    assert by_id.loc[victim, "status"] == "failed"
+    assert "injected crash" in by_id.loc[victim, "error"]
+    assert (by_id.drop(victim)["status"] == "ok").all()
+
+
+def test_gpu_request_on_cpu_cluster_is_refused_before_training(ray_cluster, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["run", str(ROOT / "ablations" / "quickstart.yaml"), "--out", str(out),
+               "--set", "resources.gpu=1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "resources.gpu" in err and "Traceback" not in err
+    assert not list((out / "trials").glob("*/history.jsonl"))
+
+
+def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(ray_cluster, tmp_path):
+    args = [sys.executable, "-m", "scm_bench.cli", "run", str(ROOT / "ablations/quickstart.yaml"),
+            "--out", str(tmp_path / "run"), "--teacher-cache", str(tmp_path / "teachers"),
+            "--address", ray_cluster["address"], "--max-concurrent", "1"]  # fmt: skip
+    for s in FAST[1:] + ["train.steps=60"]:
+        args += ["--set", s]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    trials_dir = tmp_path / "run" / "trials"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(trials_dir.glob("*/result.json"))) < 1:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.parent.name: (p.stat().st_mtime_ns, p.read_text())
+                for p in trials_dir.glob("*/result.json")}  # fmt: skip
+    assert 1 <= len(finished) < 4, "kill must land mid-run"
+    time.sleep(2)  # let Ray reap the dead driver's workers
+
+    rerun = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    df = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert len(df) == 4 and (df["status"] == "ok").all()
+    for tid, (mtime, text) in finished.items():
+        p = trials_dir / tid / "result.json"
+        assert p.stat().st_mtime_ns == mtime and p.read_text() == text, f"{tid} was redone"
+    for tid in df["trial_id"]:
+        steps = [int(line.split('"step": ')[1].split(",")[0])
+                 for line in (trials_dir / tid / "history.jsonl").read_text().splitlines()]
+        assert steps == sorted(set(steps)), "history has duplicated or lost rows"
+        assert steps[-1] == 60
