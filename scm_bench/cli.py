@@ -97,7 +97,7 @@ def cmd_run(args) -> int:
     spec = load_spec(args.spec, _sets(args))
     trials = expand(spec, where=args.spec)
     out = Path(args.out) if args.out else Path("runs") / spec.name
-    print(f"{spec.name}: {len(trials)} trials -> {out}")
+    print(f"{spec.name}: {len(trials)} trial(s) -> {out}")
     df = run(spec, trials, out, address=args.address, dashboard=args.dashboard,
              dashboard_host=args.dashboard_host, max_concurrent=args.max_concurrent,
              teacher_cache=args.teacher_cache)  # fmt: skip

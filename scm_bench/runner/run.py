@@ -8,7 +8,9 @@ No early-stopping scheduler is used (it would bias seed averages).
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import time
 import traceback
@@ -27,6 +29,7 @@ from scm_bench.runner import live
 from scm_bench.runner.progress import Progress
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.expand import Trial
+from scm_bench.spec.load import set_path
 from scm_bench.spec.schema import TrialSpec
 from scm_bench.train import io
 from scm_bench.train.loop import train_trial
@@ -57,23 +60,23 @@ def trainable(config: dict) -> None:
     """Tune entry point: train one trial in its own directory, reporting each history row."""
     job = Job(**config["job"])
     torch.set_num_threads(job.threads)
-    data = dict(job.spec)
+    data = copy.deepcopy(job.spec)
     for path, value in config.get("params", {}).items():  # search mode: Optuna's proposal
-        from scm_bench.spec.load import set_path
-
         set_path(data, path, value)
+    # Search mode: Tune requires the searched metric in every report; NaN until it exists.
+    pending = {config["metric"]: math.nan} if "metric" in config else {}
     spec = TrialSpec.model_validate(data)
     trial_dir = Path(job.dir) if "params" not in config else Path(job.dir) / spec.digest()
 
     def on_log(row: dict) -> None:
         live.export(job.trial_id, row)
-        tune.report(_scalars(row))
+        tune.report({**pending, **_scalars(row)})
 
     result = train_trial(spec, trial_dir, job.teacher_dir and Path(job.teacher_dir), on_log,
                          job.crash_at)  # fmt: skip
     live.export(job.trial_id, {"diverged": float(result["status"] == "diverged")})
     final = {"status": result["status"], "trial_dir": str(trial_dir), **result.get("metrics", {})}
-    tune.report(_scalars(final))
+    tune.report({**pending, **_scalars(final)})
 
 
 def crash_hook(trial_id: str) -> int | None:
@@ -132,8 +135,10 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
         echo("  token authentication is on: sign in with the token printed by "
              "`ray get-auth-token` (stored in ~/.ray/auth_token), or send the header "
              "'Authorization: Bearer <token>'")  # fmt: skip
-        echo("  live trial metrics: scm_bench_loss, scm_bench_grad_norm, scm_bench_g_norm, "
-             "scm_bench_steps_per_sec, scm_bench_diverged (tag trial_id)")  # fmt: skip
+        port = next((n.get("MetricsExportPort") for n in ray.nodes() if n.get("Alive")), None)
+        echo(f"  live trial metrics (Prometheus format, tag trial_id): "
+             f"http://127.0.0.1:{port}/metrics -> scm_bench_loss, scm_bench_grad_norm, "
+             "scm_bench_g_norm, scm_bench_steps_per_sec, scm_bench_diverged")  # fmt: skip
     return address == "local"
 
 
@@ -172,6 +177,23 @@ def preflight(trials: list[Trial]) -> None:
                 check(ds.name, t.spec.eval.metrics or metrics.default_sample_metrics(ds.name))
             except ValueError as err:
                 raise RunError(str(err)) from None
+
+
+def student_job(t: Trial, out_dir: Path, tdir: Path | None, threads: int) -> Job | None:
+    """The job of an unfinished trial; None when finished or when its teacher did not succeed
+    (then the trial is recorded as failed with the teacher's outcome)."""
+    trial_dir = out_dir / "trials" / t.trial_id
+    if is_finished(trial_dir):
+        return None
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    teacher = trial_outcome(tdir) if tdir else None
+    if tdir and (teacher is None or teacher["status"] != "ok"):
+        why = teacher["status"] if teacher else "missing"
+        io.write_json(trial_dir / "result.json",
+                      {"status": "failed", "error": f"teacher {tdir.name} {why}"})  # fmt: skip
+        return None
+    return Job(t.trial_id, t.spec.model_dump(mode="json"), str(trial_dir),
+               str(tdir) if tdir else None, threads, crash_hook(t.trial_id))  # fmt: skip
 
 
 def run(
@@ -213,24 +235,14 @@ def run(
         tune_jobs(list(teacher_jobs.values()), "teachers", spec, out_dir / "ray", max_concurrent,
                   echo)  # fmt: skip
 
-        # Students (and any other trials), skipping finished ones.
-        jobs = []
-        for t in trials:
-            tdir, trial_dir = teacher_dirs.get(t.trial_id), out_dir / "trials" / t.trial_id
-            if is_finished(trial_dir):
-                continue
-            if tdir and trial_outcome(tdir) and trial_outcome(tdir)["status"] != "ok":
-                io.write_json(trial_dir / "result.json", {"status": "failed",
-                              "error": f"teacher {tdir.name} {trial_outcome(tdir)['status']}"})
-                continue
-            (trial_dir).mkdir(parents=True, exist_ok=True)
-            jobs.append(Job(t.trial_id, t.spec.model_dump(mode="json"), str(trial_dir),
-                            str(tdir) if tdir else None, threads, crash_hook(t.trial_id)))
+        # Students (and any other trials), skipping finished ones; or an Optuna search.
         if spec.search is not None:
             from scm_bench.runner.search import tune_search
 
             tune_search(spec, trials, out_dir, teacher_dirs, threads, max_concurrent, echo)
         else:
+            jobs = [job for t in trials
+                    if (job := student_job(t, out_dir, teacher_dirs.get(t.trial_id), threads))]
             tune_jobs(jobs, "trials", spec, out_dir / "ray", max_concurrent, echo)
     finally:
         if started:

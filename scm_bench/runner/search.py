@@ -46,7 +46,7 @@ def tune_search(spec: AblationSpec, trials: list[Trial], out_dir: Path, teacher_
     echo(f"search: {spec.search.num_samples} Optuna trial(s) on {spec.search.metric} ({mode})")
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
-        param_space={"job": vars(job),
+        param_space={"job": vars(job), "metric": spec.search.metric,
                      "params": {p: domain(v) for p, v in spec.search.params.items()}},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.search.num_samples,
                                     metric=spec.search.metric, mode=mode,

@@ -54,7 +54,8 @@ def combos(spec: AblationSpec, where: str) -> list[dict[str, Any]]:
 
 
 def slug(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "", str(value).lower()) or "x"
+    text = f"{value:.3g}" if isinstance(value, float) else str(value)
+    return re.sub(r"[^A-Za-z0-9.]+", "", text.lower()) or "x"
 
 
 def trial_id(name: str, axes: dict[str, Any], seed: int, spec: TrialSpec) -> str:

@@ -107,8 +107,12 @@ def train_trial(
     result dict also written to ``out_dir/result.json``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / "result.json").exists():
-        return io.read_json(out_dir / "result.json")
+    done = out_dir / "result.json"
+    if done.exists():
+        previous = io.read_json(done)
+        if previous.get("status") in ("ok", "diverged"):  # an outcome: never redone
+            return previous
+        done.unlink()  # a recorded failure: try again, from the last checkpoint
     io.write_json(out_dir / "trial.json", spec.model_dump(mode="json"))
     if spec.needs_teacher() and teacher_dir is None:  # library / `train` use: train it here
         teacher_dir = out_dir / "teacher"
