@@ -20,8 +20,14 @@ META = {"commit": "0123abc", "versions": {"torch": "x", "ray": "y"}, "hardware":
 MODES = ["normalize", "clip", "raw"]
 DIVERGED = "synth-tangent.mode=raw-s1-aaaa"
 FAILED = "synth-tangent.mode=clip-s2-bbbb"
-METRIC_COLUMNS = ["swd_1step", "swd_2step", "mmd_1step", "swd_teacher", "sec_per_step",
-                  "mystery_score"]  # fmt: skip
+METRIC_COLUMNS = [
+    "swd_1step",
+    "swd_2step",
+    "mmd_1step",
+    "swd_teacher",
+    "sec_per_step",
+    "mystery_score",
+]
 
 
 def tiny_png(path, shade: int) -> None:
@@ -35,12 +41,25 @@ def history(seed: int, mode: str, diverged: bool) -> list[dict]:
     rows = []
     for step in (10, 20, 30, 40):
         g = list(rng.uniform(0.5, 2.0, 8) * (1 + MODES.index(mode)))
-        rows.append({"step": step, "loss": float(1 / step + rng.normal(0, 0.01)),
-                     "grad_norm": float(rng.uniform(1, 2)), "g_norm": float(np.mean(g)),
-                     "g_norm_tbin": g})  # fmt: skip
+        rows.append(
+            {
+                "step": step,
+                "loss": float(1 / step + rng.normal(0, 0.01)),
+                "grad_norm": float(rng.uniform(1, 2)),
+                "g_norm": float(np.mean(g)),
+                "g_norm_tbin": g,
+            }
+        )
         if diverged and step == 20:
-            rows.append({"step": 30, "loss": float("nan"), "grad_norm": float("inf"),
-                         "g_norm": float("inf"), "g_norm_tbin": [float("inf")] * 8})  # fmt: skip
+            rows.append(
+                {
+                    "step": 30,
+                    "loss": float("nan"),
+                    "grad_norm": float("inf"),
+                    "g_norm": float("inf"),
+                    "g_norm_tbin": [float("inf")] * 8,
+                }
+            )
             break
     return rows
 
@@ -49,10 +68,14 @@ def make_run(root, pending: bool = False):
     """A synthetic sCD run: 3 variants x 3 seeds, one failed and one diverged trial."""
     run = root / "synth"
     (run / "trials").mkdir(parents=True)
-    spec = {"name": "synth", "description": "Normalized tangents are stabler (sCM Fig. 5a)",
-            "trial": {"method": "scd", "train": {"steps": 40}},
-            "axes": {"tangent.mode": MODES}, "seeds": [0, 1, 2],
-            "baseline": {"tangent.mode": "normalize"}}  # fmt: skip
+    spec = {
+        "name": "synth",
+        "description": "Normalized tangents are stabler (sCM Fig. 5a)",
+        "trial": {"method": "scd", "train": {"steps": 40}},
+        "axes": {"tangent.mode": MODES},
+        "seeds": [0, 1, 2],
+        "baseline": {"tangent.mode": "normalize"},
+    }
     (run / "spec.yaml").write_text(yaml.safe_dump(spec))
     rng = np.random.default_rng(0)
     trials, rows = [], []
@@ -62,13 +85,32 @@ def make_run(root, pending: bool = False):
                 (mode, seed), f"synth-tangent.mode={mode}-s{seed}-{m}{seed}00"
             )
             variant = f"tangent.mode={mode}"
-            trials.append({"trial_id": tid, "variant": variant, "axes": {"tangent.mode": mode},
-                           "seed": seed, "spec": {"method": "scd"}})  # fmt: skip
+            trials.append(
+                {
+                    "trial_id": tid,
+                    "variant": variant,
+                    "axes": {"tangent.mode": mode},
+                    "seed": seed,
+                    "spec": {"method": "scd"},
+                }
+            )
             status = {DIVERGED: "diverged", FAILED: "failed"}.get(tid, "ok")
-            row = {"trial_id": tid, "spec": "synth", "variant": variant, "seed": seed,
-                   "method": "scd", "status": status, "steps_done": 40, "diverged_step": None,
-                   "diverged_what": None, "error": None, "teacher_id": "teacher-abc",
-                   "tangent.mode": mode, "nfe_1step": 1, "n_samples": 256}  # fmt: skip
+            row = {
+                "trial_id": tid,
+                "spec": "synth",
+                "variant": variant,
+                "seed": seed,
+                "method": "scd",
+                "status": status,
+                "steps_done": 40,
+                "diverged_step": None,
+                "diverged_what": None,
+                "error": None,
+                "teacher_id": "teacher-abc",
+                "tangent.mode": mode,
+                "nfe_1step": 1,
+                "n_samples": 256,
+            }
             for c, col in enumerate(METRIC_COLUMNS):
                 row[col] = 0.1 * (c + 1) * (1 + m) + rng.normal(0, 0.02)
             if status == "diverged":
@@ -79,6 +121,9 @@ def make_run(root, pending: bool = False):
                 )
             if status != "ok":
                 row.update({col: float("nan") for col in METRIC_COLUMNS})
+            if status != "failed":  # stability columns, from the history of every trained trial
+                row["diverged"] = float(status == "diverged")
+                row["grad_norm_max"] = 1e6 if status == "diverged" else 1.0 + seed
             rows.append(row)
             tdir = run / "trials" / tid
             tdir.mkdir()
@@ -92,8 +137,15 @@ def make_run(root, pending: bool = False):
     teacher.mkdir(parents=True)
     tiny_png(teacher / "samples_teacher.png", 200)
     if pending:
-        trials.append({"trial_id": "synth-tangent.mode=raw-s3-cccc", "variant": "tangent.mode=raw",
-                       "axes": {"tangent.mode": "raw"}, "seed": 3, "spec": {"method": "scd"}})  # fmt: skip
+        trials.append(
+            {
+                "trial_id": "synth-tangent.mode=raw-s3-cccc",
+                "variant": "tangent.mode=raw",
+                "axes": {"tangent.mode": "raw"},
+                "seed": 3,
+                "spec": {"method": "scd"},
+            }
+        )
     (run / "trials.json").write_text(json.dumps(trials))
     pd.DataFrame(rows).to_csv(run / "results.csv", index=False)
     return run
@@ -134,6 +186,21 @@ def test_table_numbers_equal_a_recomputation(run_dir):
             assert table.loc[variant, f"{col}.significant"] == (p < 0.05)
 
 
+def test_stability_metrics_count_diverged_but_not_failed_trials(run_dir):
+    for name in ("diverged", "grad_norm_max"):
+        if name not in metrics.REGISTRY or metrics.REGISTRY[name].kind != "stability":
+            pytest.skip(f"{name} is not a registered stability metric")
+    write_report(run_dir, META)
+    table = pd.read_csv(run_dir / "report" / "table.csv").set_index("variant")
+    raw, clip = table.loc["tangent.mode=raw"], table.loc["tangent.mode=clip"]
+    assert raw["grad_norm_max.n"] == 3 and raw["grad_norm_max.mean"] == pytest.approx(
+        (1.0 + 3.0 + 1e6) / 3
+    )
+    assert clip["grad_norm_max.n"] == 2  # the failed trial never counts
+    assert raw["diverged.mean"] == pytest.approx(1 / 3) == raw["diverged_rate"]
+    assert raw["swd_1step.n"] == 2  # sample metrics: ok trials only
+
+
 def test_best_follows_registry_direction_and_unknown_metrics_show(run_dir):
     md, _ = write_report(run_dir, META)
     table = pd.read_csv(run_dir / "report" / "table.csv").set_index("variant")
@@ -169,7 +236,7 @@ def test_figures_grids_and_self_contained_html(run_dir):
         and "(report/samples/00_tangent.mode_normalize_1step.png)" in text
     )
     page = html.read_text()
-    assert page.count('src="data:image/png;base64,') == 4 + 9
+    assert page.count('src="data:image/png;base64,') == len(list(out.rglob("*.png")))
     assert 'src="report/' not in page and "<script" not in page
 
 

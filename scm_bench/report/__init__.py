@@ -10,6 +10,11 @@ from scm_bench.report.table import main_table, metric_columns
 from scm_bench.report.write import write_index, write_report
 
 __all__ = [
-    "Run", "collect_meta", "load_run", "main_table", "metric_columns", "write_index",
+    "Run",
+    "collect_meta",
+    "load_run",
+    "main_table",
+    "metric_columns",
+    "write_index",
     "write_report",
-]  # fmt: skip
+]

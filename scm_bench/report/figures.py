@@ -7,6 +7,7 @@ nothing to plot). Colors follow the variant order, so a variant has one color ev
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -16,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from scm_bench.train.io import T_BINS  # noqa: E402
 
@@ -25,7 +27,8 @@ CURVES = {"loss": "loss", "grad_norm": "gradient norm", "g_norm": "||g|| (before
 
 
 def palette(variants: list[str]) -> dict[str, tuple]:
-    return dict(zip(variants, sns.color_palette("tab10", max(len(variants), 1)), strict=False))
+    n = max(len(variants), 1)
+    return dict(zip(variants, sns.color_palette("tab10" if n <= 10 else "husl", n), strict=True))
 
 
 def short_label(variant: str) -> str:
@@ -34,23 +37,30 @@ def short_label(variant: str) -> str:
     return ", ".join(v for _, sep, v in parts if sep) or variant
 
 
+class _PlainLog(ticker.LogFormatter):
+    """LogFormatter's choice of labelled ticks, written as plain numbers (0.03, 2, 10)."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:g}"
+
+
+def _log_y(ax) -> None:
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(_PlainLog())
+    ax.yaxis.set_minor_formatter(_PlainLog(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+
+
 def _save(fig, path: Path) -> Path:
     fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-class _Styled:
-    """Context: seaborn's whitegrid style plus RC, restored afterwards."""
-
-    def __enter__(self):
-        self._ctx = [sns.axes_style("whitegrid"), plt.rc_context(RC)]
-        for c in self._ctx:
-            c.__enter__()
-
-    def __exit__(self, *exc):
-        for c in reversed(self._ctx):
-            c.__exit__(*exc)
+@contextmanager
+def _styled():
+    """seaborn's whitegrid style plus RC, restored afterwards (no global state changes)."""
+    with sns.axes_style("whitegrid"), plt.rc_context(RC):
+        yield
 
 
 def curves_figure(curves: pd.DataFrame, variants, diverged: pd.DataFrame, path: Path):
@@ -60,20 +70,35 @@ def curves_figure(curves: pd.DataFrame, variants, diverged: pd.DataFrame, path: 
         return None
     colors = palette(variants)
     hue_order = [v for v in variants if v in set(curves["variant"])]
-    with _Styled():
+    with _styled():
         fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.2), squeeze=False)
         for ax, field in zip(axes[0], fields, strict=True):
             data = curves[["step", "variant", field]].dropna()
-            sns.lineplot(data=data, x="step", y=field, hue="variant", hue_order=hue_order,
-                         palette=colors, errorbar="sd", ax=ax, legend=ax is axes[0][0])  # fmt: skip
+            sns.lineplot(
+                data=data,
+                x="step",
+                y=field,
+                hue="variant",
+                hue_order=hue_order,
+                palette=colors,
+                errorbar="sd",
+                ax=ax,
+                legend=ax is axes[0][0],
+            )
             if field != "loss" and (data[field] > 0).all() and len(data):
-                ax.set_yscale("log")
+                _log_y(ax)
             for _, row in diverged.iterrows():
                 ax.axvline(row["diverged_step"], color=colors.get(row["variant"]), ls=":", lw=1)
-            ax.set(title=CURVES[field], ylabel=field)
+            ax.set(title=CURVES[field], ylabel="")
         if axes[0][0].get_legend() is not None:
-            sns.move_legend(axes[0][0], "upper left", bbox_to_anchor=(0, -0.2), ncol=2,
-                            title=None, frameon=False)  # fmt: skip
+            sns.move_legend(
+                axes[0][0],
+                "upper left",
+                bbox_to_anchor=(0, -0.2),
+                ncol=2,
+                title=None,
+                frameon=False,
+            )
         return _save(fig, path)
 
 
@@ -86,14 +111,26 @@ def tbin_figure(tbins: pd.DataFrame, variants, path: Path):
     last = tb.groupby("trial_id")["step"].transform("max")
     tb = tb[tb["step"] == last].assign(t=lambda d: (d["bin"] + 0.5) * (math.pi / 2) / T_BINS)
     hue_order = [v for v in variants if v in set(tb["variant"])]
-    with _Styled():
+    with _styled():
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
-        sns.lineplot(data=tb, x="t", y="g_norm", hue="variant", hue_order=hue_order,
-                     palette=palette(variants), errorbar="sd", marker="o", ax=ax)  # fmt: skip
+        sns.lineplot(
+            data=tb,
+            x="t",
+            y="g_norm",
+            hue="variant",
+            hue_order=hue_order,
+            palette=palette(variants),
+            errorbar="sd",
+            marker="o",
+            ax=ax,
+        )
         if (tb["g_norm"] > 0).all():
-            ax.set_yscale("log")
-        ax.set(xlabel="t (bin centre, TrigFlow time in [0, pi/2])", ylabel="||g||",
-               title="||g|| by t-bin at the end of training")  # fmt: skip
+            _log_y(ax)
+        ax.set(
+            xlabel="t (bin centre, TrigFlow time in [0, pi/2])",
+            ylabel="||g||",
+            title="||g|| by t-bin at the end of training",
+        )
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title=None, frameon=False)
         return _save(fig, path)
 
@@ -109,11 +146,21 @@ def bars_figure(data: pd.DataFrame, variants, title: str, ylabel: str, xlabel: s
     order = [v for v in variants if v in set(data["variant"])]
     hue_order = list(dict.fromkeys(data["sampler"]))
     data = data.assign(label=data["variant"].map(short_label))
-    with _Styled():
-        fig, ax = plt.subplots(figsize=(max(3.5, 1.1 * len(order) * max(1, len(hue_order)) / 1.5),
-                                        3.4))  # fmt: skip
-        sns.barplot(data=data, x="label", y="value", hue="sampler", order=[short_label(v) for v in order],
-                    hue_order=hue_order, errorbar=None, palette="muted", ax=ax)  # fmt: skip
+    with _styled():
+        fig, ax = plt.subplots(
+            figsize=(max(3.5, 1.1 * len(order) * max(1, len(hue_order)) / 1.5), 3.4)
+        )
+        sns.barplot(
+            data=data,
+            x="label",
+            y="value",
+            hue="sampler",
+            order=[short_label(v) for v in order],
+            hue_order=hue_order,
+            errorbar=None,
+            palette="muted",
+            ax=ax,
+        )
         for container, sampler in zip(ax.containers, hue_order, strict=False):
             rows = data[data["sampler"] == sampler].set_index("variant")
             for bar, variant in zip(container, order, strict=False):
@@ -122,8 +169,15 @@ def bars_figure(data: pd.DataFrame, variants, title: str, ylabel: str, xlabel: s
                 r = rows.loc[variant]
                 if np.isfinite(r["ci_low"]) and np.isfinite(r["value"]):
                     err = [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]
-                    ax.errorbar(bar.get_x() + bar.get_width() / 2, r["value"], yerr=err,
-                                fmt="none", ecolor="black", capsize=3, lw=1)  # fmt: skip
+                    ax.errorbar(
+                        bar.get_x() + bar.get_width() / 2,
+                        r["value"],
+                        yerr=err,
+                        fmt="none",
+                        ecolor="black",
+                        capsize=3,
+                        lw=1,
+                    )
         ax.set(title=title, ylabel=ylabel, xlabel=xlabel)
         ax.tick_params(axis="x", labelrotation=20 if len(order) > 3 else 0)
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title=None, frameon=False)

@@ -20,11 +20,12 @@ KIND_TITLES = {
     "other": "Other columns (metric not registered: direction unknown)",
 }
 LEGEND = (
-    "Value: {agg} over ok seeds ± half-width of the 95% t-interval; (n=k) when fewer seeds "
-    "than ok trials have a value. ↑/↓: higher/lower is better (? = not registered). Bold: best "
-    "variant. Δ: difference from the baseline variant; {star} Welch t-test p < 0.05. Diverged "
-    "rate: diverged / finished (ok + diverged + failed) trials; diverged and failed trials never "
-    "enter the values."
+    "Value: the metric's registered aggregate over seeds (mean unless named in the header) ± "
+    "half-width of the 95% t-interval of the mean; (n=k): only k seeds have a value. Seeds "
+    "counted: ok trials; for stability metrics ok and diverged trials; failed trials never. "
+    "↑/↓: higher/lower is better (?: no direction, descriptive or not registered). Bold: best "
+    "variant. Δ: difference from the baseline variant, {star} Welch t-test p < 0.05. Diverged "
+    "rate: diverged / finished (ok + diverged + failed) trials."
 )
 
 
@@ -49,7 +50,7 @@ def metric_cell(row: pd.Series, info: MetricInfo, html: bool) -> str:
         text += f" ± {num((hi - lo) / 2, '.2g')}"
     if row[f"{col}.best"]:
         text = f"<strong>{text}</strong>" if html else f"**{text}**"
-    if n != row["ok"]:
+    if n != sum(row[status] for status in info.counted):
         text += f" (n={n})"
     if math.isfinite(row[f"{col}.diff"]):
         text += f", Δ {num(row[f'{col}.diff'], '+.3g')}"
@@ -64,21 +65,27 @@ def variant_cell(row: pd.Series, html: bool) -> str:
 
 
 def display_tables(table: pd.DataFrame, infos: list[MetricInfo], html: bool) -> list[dict]:
-    """One display table per metric kind: {title, columns, rows (list of cell strings)}."""
-    out = []
-    kinds = [k for k in KIND_ORDER if any(i.kind == k for i in infos)]
-    for kind in kinds or ["sample"]:
+    """Display tables {title, columns, rows}: the main table (one row per variant: trial
+    counts, diverged rate, sample metrics), then one table per other metric kind with one row
+    per metric and one column per variant (these kinds have many columns, e.g. per t-bin)."""
+    sample = [i for i in infos if i.kind == "sample"]
+    columns = ["variant", "ok / trials", "diverged rate"] + [header(i) for i in sample]
+    rows = []
+    for _, r in table.iterrows():
+        rate = f"{num(100 * r['diverged_rate'], '.0f')}% ({r['diverged']})"
+        rate = rate if math.isfinite(r["diverged_rate"]) else "–"
+        counts = f"{r['ok']} / {r['trials']}"
+        rows.append(
+            [variant_cell(r, html), counts, rate] + [metric_cell(r, i, html) for i in sample]
+        )
+    out = [{"title": KIND_TITLES["sample"], "columns": columns, "rows": rows}]
+    for kind in KIND_ORDER[1:]:
         group = [i for i in infos if i.kind == kind]
-        columns = ["variant", "ok / trials", "diverged rate"] + [header(i) for i in group]
-        rows = []
-        for _, r in table.iterrows():
-            counts = f"{r['ok']} / {r['trials']}"
-            rate = f"{num(100 * r['diverged_rate'], '.0f')}% ({r['diverged']})"
-            if not math.isfinite(r["diverged_rate"]):
-                rate = "–"
-            rows.append([variant_cell(r, html), counts, rate]
-                        + [metric_cell(r, i, html) for i in group])  # fmt: skip
-        out.append({"title": KIND_TITLES.get(kind, kind), "columns": columns, "rows": rows})
+        if not group:
+            continue
+        columns = ["metric"] + [variant_cell(r, html) for _, r in table.iterrows()]
+        rows = [[header(i)] + [metric_cell(r, i, html) for _, r in table.iterrows()] for i in group]
+        out.append({"title": KIND_TITLES[kind], "columns": columns, "rows": rows})
     return out
 
 
@@ -92,6 +99,26 @@ def md_text(text) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+def markdown_grids(grids: list[dict]) -> str:
+    """One row per variant, one column per sampler; each cell an image linking its PNG."""
+    samplers = list(dict.fromkeys(i["sampler"] for g in grids for i in g["images"]))
+    rows = []
+    for g in grids:
+        cells = {i["sampler"]: f"[![{i['sampler']}]({i['rel']})]({i['rel']})" for i in g["images"]}
+        label = md_text(f"{g['variant']} (seed {g['seed']})")
+        rows.append([label] + [cells.get(s, "–") for s in samplers])
+    return markdown_table(["variant"] + samplers, rows)
+
+
+FAILURE_COLUMNS = {"trial": "trial", "variant": "variant", "seed": "seed", "status": "status",
+                   "step": "step", "what": "non-finite", "error": "error"}  # fmt: skip
+
+
+def markdown_failures(rows: list[dict]) -> str:
+    cells = [[md_text(r[k]) for k in FAILURE_COLUMNS] for r in rows]
+    return markdown_table(list(FAILURE_COLUMNS.values()), cells)
+
+
 def failures(results: pd.DataFrame) -> list[dict]:
     """Failed and diverged trials: where (step, what went non-finite) and why (error)."""
     bad = results[results["status"].isin(["failed", "diverged"])]
@@ -100,13 +127,18 @@ def failures(results: pd.DataFrame) -> list[dict]:
         error = r["error"] if isinstance(r["error"], str) else ""
         lines = [ln for ln in error.strip().splitlines() if ln.strip()]
         step = r["diverged_step"]
-        rows.append({
-            "trial": r["trial_id"], "variant": r["variant"], "seed": num(r["seed"], "g"),
-            "status": r["status"],
-            "step": num(float(step), ".0f") if pd.notna(step) else "–",
-            "what": r["diverged_what"] if isinstance(r["diverged_what"], str) else "–",
-            "error": lines[-1] if lines else "–", "traceback": error.strip(),
-        })  # fmt: skip
+        rows.append(
+            {
+                "trial": r["trial_id"],
+                "variant": r["variant"],
+                "seed": num(r["seed"], "g"),
+                "status": r["status"],
+                "step": num(float(step), ".0f") if pd.notna(step) else "–",
+                "what": r["diverged_what"] if isinstance(r["diverged_what"], str) else "–",
+                "error": lines[-1] if lines else "–",
+                "traceback": error.strip(),
+            }
+        )
     return rows
 
 

@@ -21,9 +21,19 @@ from scm_bench.train import io
 STATUSES = ("ok", "diverged", "failed", "pending")
 # Bookkeeping columns of results.csv (docs/run-layout.md); everything else numeric is a metric.
 ID_COLUMNS = (
-    "trial_id", "spec", "variant", "seed", "method", "status", "steps_done", "diverged_step",
-    "diverged_what", "error", "teacher_id", "device",
-)  # fmt: skip
+    "trial_id",
+    "spec",
+    "variant",
+    "seed",
+    "method",
+    "status",
+    "steps_done",
+    "diverged_step",
+    "diverged_what",
+    "error",
+    "teacher_id",
+    "device",
+)
 REQUIRED = ("trial_id", "variant", "seed", "status", "diverged_step", "diverged_what", "error")
 
 
@@ -37,6 +47,7 @@ class Run:
     variants: list[str]  # variant names in spec order
     baseline: str | None  # the variant differences are measured against
     missing: list[str] = field(default_factory=list)  # what the report cannot show, and why
+    info: dict = field(default_factory=dict)  # run.json written by the runner (wall_time, ...)
 
     @property
     def name(self) -> str:
@@ -76,6 +87,17 @@ def _row_from_result(trial: dict, trial_dir: Path) -> dict:
     row.update({k: v for k, v in result.items() if k != "metrics" and not isinstance(v, dict)})
     row.update(result.get("metrics") or {})
     return row
+
+
+def _status(run_dir: Path, trial_id: str) -> str:
+    """A trial's status from its result.json; 'pending' while it has none."""
+    path = run_dir / "trials" / trial_id / "result.json"
+    return str(io.read_json(path).get("status", "pending")) if path.exists() else "pending"
+
+
+def listing(ids: list[str], limit: int = 12) -> str:
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(ids[:limit]) + more
 
 
 def _axes(spec: dict, trials: list[dict], columns) -> list[str]:
@@ -123,22 +145,28 @@ def load_run(run_dir: Path) -> Run:
         results = pd.read_csv(csv)
     else:
         missing.append("`results.csv` is missing: rows rebuilt from `trials/*/result.json`.")
-        results = pd.DataFrame([_row_from_result(t, run_dir / "trials" / t["trial_id"])
-                                for t in trials])  # fmt: skip
+        results = pd.DataFrame(
+            [_row_from_result(t, run_dir / "trials" / t["trial_id"]) for t in trials]
+        )
     if "trial_id" not in results:
         results["trial_id"] = pd.Series(dtype=object)
     known = set(results["trial_id"].astype(str))
-    extra = [_row_from_result(t, run_dir / "trials" / t["trial_id"])
-             for t in trials if t["trial_id"] not in known]  # fmt: skip
+    extra = [
+        _row_from_result(t, run_dir / "trials" / t["trial_id"])
+        for t in trials
+        if t["trial_id"] not in known
+    ]
     if extra:
         results = pd.concat([results, pd.DataFrame(extra)], ignore_index=True)
     absent = [c for c in REQUIRED if c not in results]
-    if absent and len(results):
+    if absent and csv.exists():
         missing.append(f"`results.csv` has no column {', '.join(f'`{c}`' for c in absent)}.")
     for col in absent:
-        results[col] = "pending" if col == "status" else None
+        results[col] = None
     results["trial_id"] = results["trial_id"].astype(str)
-    results["status"] = results["status"].fillna("pending").astype(str)
+    no_status = results["status"].isna()
+    results.loc[no_status, "status"] = [_status(run_dir, t) for t in results["trial_id"][no_status]]
+    results["status"] = results["status"].astype(str)
     results["error"] = results["error"].astype(object).where(results["error"].notna(), None)
 
     # Variants in spec order (trials.json order, then any others sorted), rows sorted within.
@@ -158,13 +186,14 @@ def load_run(run_dir: Path) -> Run:
 
     pending = results.loc[results["status"] == "pending", "trial_id"].tolist()
     if pending:
-        missing.append(f"{len(pending)} trial(s) pending (no outcome yet): {', '.join(pending)}.")
+        missing.append(f"{len(pending)} trial(s) pending (no outcome yet): {listing(pending)}.")
     started = results.loc[results["status"].isin(["ok", "diverged"]), "trial_id"]
     no_history = [t for t in started if not (run_dir / "trials" / t / "history.jsonl").exists()]
     if no_history:
-        missing.append(f"No `history.jsonl` (no training curves) for: {', '.join(no_history)}.")
+        missing.append(f"No `history.jsonl` (no training curves) for: {listing(no_history)}.")
     baseline = _baseline(spec, results, axes, variants)
-    return Run(run_dir, spec, trials, results, axes, variants, baseline, missing)
+    info = io.read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    return Run(run_dir, spec, trials, results, axes, variants, baseline, missing, info)
 
 
 def load_histories(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -21,8 +21,10 @@ from scm_bench.report.load import ID_COLUMNS, Run
 CONFIDENCE = 0.95
 ALPHA = 0.05  # significance level of the Welch t-test against the baseline
 KIND_ORDER = ("sample", "stability", "cost", "other")
-# Per-sampler bookkeeping columns of results.csv (docs/run-layout.md): settings, not outcomes.
-SETTING_PREFIXES = ("nfe_", "n_samples")
+# Trials whose values enter a metric: stability metrics describe diverged trials too (their
+# histories were measured, e.g. `diverged` averages to the divergence rate); every other kind
+# counts ok trials only. Failed trials never count.
+COUNTED = {"stability": ("ok", "diverged")}
 STATS = ("value", "mean", "ci_low", "ci_high", "n", "diff", "p", "significant", "best")
 
 
@@ -34,6 +36,11 @@ class MetricInfo:
     aggregate: str  # how seeds combine: mean (with a t-interval), median, max, ...
     kind: str  # sample | stability | cost | other
     sampler: str | None  # sample metrics: 1step, 2step, teacher, ...
+
+    @property
+    def counted(self) -> tuple[str, ...]:
+        """Statuses of the trials whose values enter this metric."""
+        return COUNTED.get(self.kind, ("ok",))
 
     @property
     def arrow(self) -> str:
@@ -50,17 +57,21 @@ def metric_info(column: str) -> MetricInfo:
 
 
 def metric_columns(run: Run) -> list[MetricInfo]:
-    """Numeric outcome columns of the results table, grouped by kind, in column order."""
-    skip = set(ID_COLUMNS) | set(run.axes)
-    cols = [
+    """Numeric outcome columns of the results table, grouped by kind, in column order.
+
+    A column is a metric when it is neither an axis nor a bookkeeping column of the results
+    table; a bookkeeping column that is itself a registered metric (``diverged_step``) counts.
+    """
+    res = run.results
+    numeric = [
         c
-        for c in run.results.columns
-        if c not in skip
-        and not c.startswith(SETTING_PREFIXES)
-        and pd.api.types.is_numeric_dtype(run.results[c])
-        and not pd.api.types.is_bool_dtype(run.results[c])
+        for c in res.columns
+        if c not in run.axes
+        and pd.api.types.is_numeric_dtype(res[c])
+        and not pd.api.types.is_bool_dtype(res[c])
     ]
-    infos = [metric_info(c) for c in cols]
+    infos = [metric_info(c) for c in numeric]
+    infos = [i for i in infos if i.column not in ID_COLUMNS or i.column in metrics.REGISTRY]
     return sorted(infos, key=lambda i: KIND_ORDER.index(i.kind) if i.kind in KIND_ORDER else 9)
 
 
@@ -90,10 +101,11 @@ def aggregate(values: np.ndarray, how: str) -> float:
     return float(getattr(series, how)() if hasattr(series, how) else series.mean())
 
 
-def ok_values(run: Run, variant: str, column: str) -> np.ndarray:
-    """Finite per-seed values of ok trials only (diverged and failed trials never count)."""
-    rows = run.results[(run.results["variant"] == variant) & (run.results["status"] == "ok")]
-    vals = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
+def seed_values(run: Run, variant: str, info: MetricInfo) -> np.ndarray:
+    """Finite per-seed values of the variant's trials that count for this metric."""
+    res = run.results
+    rows = res[(res["variant"] == variant) & res["status"].isin(info.counted)]
+    vals = pd.to_numeric(rows[info.column], errors="coerce").to_numpy(dtype=float)
     return vals[np.isfinite(vals)]
 
 
@@ -107,32 +119,38 @@ def status_counts(run: Run) -> pd.DataFrame:
         finished = counts["ok"] + counts["diverged"] + counts["failed"]
         rate = counts["diverged"] / finished if finished else math.nan
         rows.append({"variant": v, "trials": len(s), **counts, "diverged_rate": rate})
-    return pd.DataFrame(rows, columns=["variant", "trials", "ok", "diverged", "failed", "pending",
-                                       "diverged_rate"])  # fmt: skip
+    columns = ["variant", "trials", "ok", "diverged", "failed", "pending", "diverged_rate"]
+    return pd.DataFrame(rows, columns=columns).astype({"variant": object})
 
 
 def metric_stats(run: Run, info: MetricInfo) -> pd.DataFrame:
     """One row per variant with STATS for one metric column."""
-    base = ok_values(run, run.baseline, info.column) if run.baseline else np.array([])
+    base = seed_values(run, run.baseline, info) if run.baseline else np.array([])
     base_value = aggregate(base, info.aggregate)
     rows = []
     for v in run.variants:
-        vals = ok_values(run, v, info.column)
+        vals = seed_values(run, v, info)
         lo, hi = t_interval(vals)
         value = aggregate(vals, info.aggregate)
         is_base = v == run.baseline
-        rows.append({
-            "variant": v, "value": value, "mean": float(np.mean(vals)) if len(vals) else math.nan,
-            "ci_low": lo, "ci_high": hi, "n": len(vals),
-            "diff": math.nan if is_base else value - base_value,
-            "p": math.nan if is_base else welch_p(vals, base),
-        })  # fmt: skip
+        rows.append(
+            {
+                "variant": v,
+                "value": value,
+                "mean": float(np.mean(vals)) if len(vals) else math.nan,
+                "ci_low": lo,
+                "ci_high": hi,
+                "n": len(vals),
+                "diff": math.nan if is_base else value - base_value,
+                "p": math.nan if is_base else welch_p(vals, base),
+            }
+        )
     df = pd.DataFrame(rows)
     df["significant"] = df["p"] < ALPHA
     df["best"] = False
-    finite = df["value"].notna()
-    if info.higher_is_better is not None and finite.any():
-        best = df.loc[finite, "value"].max() if info.higher_is_better else df["value"].min()
+    values = df["value"].dropna()
+    if info.higher_is_better is not None and values.nunique() > 1:  # all equal: nothing is best
+        best = values.max() if info.higher_is_better else values.min()
         df["best"] = df["value"] == best
     return df
 
@@ -141,13 +159,14 @@ def main_table(run: Run, infos: list[MetricInfo] | None = None) -> pd.DataFrame:
     """One row per variant: axis values, status counts, and ``<metric>.<stat>`` per metric."""
     infos = metric_columns(run) if infos is None else infos
     first = run.results.drop_duplicates("variant").set_index("variant")
-    table = pd.DataFrame({"variant": run.variants})
+    table = pd.DataFrame({"variant": pd.Series(run.variants, dtype=object)})
     table["baseline"] = table["variant"] == run.baseline
     for axis in run.axes:
         table[axis] = [first.loc[v, axis] for v in run.variants]
     table = table.merge(status_counts(run), on="variant")
+    columns = {}
     for info in infos:
         st = metric_stats(run, info).set_index("variant")
         for stat in STATS:
-            table[f"{info.column}.{stat}"] = st.loc[table["variant"], stat].to_numpy()
-    return table
+            columns[f"{info.column}.{stat}"] = st.loc[table["variant"], stat].to_numpy()
+    return pd.concat([table, pd.DataFrame(columns, index=table.index)], axis=1)

@@ -31,12 +31,21 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 def _env(html: bool) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=html, trim_blocks=True,
-        lstrip_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined,
-    )  # fmt: skip
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=html,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["code"] = lambda s: Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(s))))
     env.filters["data_uri"] = data_uri
     return env
+
+
+def render(template: str, context: dict, **more) -> str:
+    """Render a template; autoescaped HTML for *.html.j2, plain text otherwise."""
+    return _env(template.endswith(".html.j2")).get_template(template).render(context, **more)
 
 
 def data_uri(path: Path) -> str:
@@ -67,16 +76,18 @@ def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Pa
     for base in dict.fromkeys(i.base for i in sample):
         group = [i for i in sample if i.base == base and i.sampler != "teacher"]
         title = f"{base} {group[0].arrow if group else ''} per sampler (95% t-interval)"
-        path = fig.bars_figure(_bar_data(table, group), run.variants, title, base, xlabel,
-                               out / f"bars_{base}.png")  # fmt: skip
+        path = fig.bars_figure(
+            _bar_data(table, group), run.variants, title, base, xlabel, out / f"bars_{base}.png"
+        )
         made.append((title, path))
     if "method" in res and (res["method"] == "scd").any():
         scd = [v for v in run.variants if (res.loc[res["variant"] == v, "method"] == "scd").any()]
         for base in dict.fromkeys(i.base for i in sample if i.sampler == "teacher"):
             group = [i for i in sample if i.base == base]
             title = f"sCD: student vs teacher {base} (95% t-interval)"
-            path = fig.bars_figure(_bar_data(table, group), scd, title, base, xlabel,
-                                   out / f"scd_teacher_{base}.png")  # fmt: skip
+            path = fig.bars_figure(
+                _bar_data(table, group), scd, title, base, xlabel, out / f"scd_teacher_{base}.png"
+            )
             made.append((title, path))
     for title, path in made:
         if path is None:
@@ -99,8 +110,12 @@ def _facts(run: Run, meta: dict) -> list[tuple[str, str]]:
         ("baseline", run.baseline or "–"),
     ]
     facts += fmt.meta_facts(meta)
-    if "wall_time" not in meta and "wall_time" in res:
-        facts.append(("trial time (sum)", f"{pd.to_numeric(res['wall_time']).sum():.1f} s"))
+    if "wall_time" not in meta:  # the runner's run.json, else the trials' own times
+        total = pd.to_numeric(res.get("wall_time", pd.Series(dtype=float)), errors="coerce").sum()
+        text = f"not recorded; sum over trials {total:.1f} s" if total else "not recorded"
+        if isinstance(run.info.get("wall_time"), int | float):
+            text = f"{run.info['wall_time']:.1f} s"
+        facts.append(("wall time", text))
     counts = _counts(res)
     facts.append(("trials", ", ".join(f"{n} {s}" for s, n in counts.items()) + f" (of {len(res)})"))
     return facts
@@ -125,41 +140,43 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
     missing = run.missing + fig_notes + grid_notes
     if not infos:
         missing.append("No metric columns in the results table yet.")
-    summary = {"name": run.name, "description": str(run.spec.get("description") or ""),
-               "baseline": run.baseline, "variants": len(run.variants),
-               "counts": _counts(run.results), "commit": meta.get("commit")}  # fmt: skip
+    summary = {
+        "name": run.name,
+        "description": str(run.spec.get("description") or ""),
+        "baseline": run.baseline,
+        "variants": len(run.variants),
+        "counts": _counts(run.results),
+        "commit": meta.get("commit"),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
     # Render both flavours from one context.
     rel = lambda p: p.relative_to(run_dir).as_posix()
     ctx = {
-        "name": run.name, "facts": _facts(run, meta), "missing": missing,
+        "name": run.name,
+        "facts": _facts(run, meta),
+        "missing": missing,
         "figures": [{"title": t, "path": rel(p), "file": p} for t, p in figures],
-        "grids": [g | {"images": [i | {"rel": rel(i["path"])} for i in g["images"]]}
-                  for g in grids],
-        "failures": fmt.failures(run.results), "table_csv": rel(out / "table.csv"),
-    }  # fmt: skip
-    md_tables = [t | {"text": fmt.markdown_table(t["columns"], t["rows"])}
-                 for t in fmt.display_tables(table, infos, html=False)]  # fmt: skip
-    md_fail = fmt.markdown_table(
-        ["trial", "variant", "seed", "status", "step", "non-finite", "error"],
-        [[fmt.md_text(f[k]) for k in ("trial", "variant", "seed", "status", "step", "what", "error")]
-         for f in ctx["failures"]],
-    )  # fmt: skip
-    md = (
-        _env(False)
-        .get_template("report.md.j2")
-        .render(
-            ctx,
-            tables=md_tables,
-            failure_table=md_fail,
-            legend=fmt.LEGEND.format(agg="mean", star="\\*"),
-        )
+        "grids": [
+            g | {"images": [i | {"rel": rel(i["path"])} for i in g["images"]]} for g in grids
+        ],
+        "failures": fmt.failures(run.results),
+        "table_csv": rel(out / "table.csv"),
+    }
+    md_tables = [
+        t | {"text": fmt.markdown_table(t["columns"], t["rows"])}
+        for t in fmt.display_tables(table, infos, html=False)
+    ]
+    md = render(
+        "report.md.j2",
+        ctx,
+        tables=md_tables,
+        failure_table=fmt.markdown_failures(ctx["failures"]),
+        grid_table=fmt.markdown_grids(ctx["grids"]),
+        legend=fmt.LEGEND.format(star="\\*"),
     )
-    html = _env(True).get_template("report.html.j2").render(
-        ctx, tables=fmt.display_tables(table, infos, html=True),
-        legend=fmt.LEGEND.format(agg="mean", star="*"),
-    )  # fmt: skip
+    html_tables = fmt.display_tables(table, infos, html=True)
+    html = render("report.html.j2", ctx, tables=html_tables, legend=fmt.LEGEND.format(star="*"))
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     md_path.write_text(md)
     html_path.write_text(html)
@@ -177,19 +194,28 @@ def write_index(reports_dir: Path) -> tuple[Path, Path]:
         summary_path = folder / "report" / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
         counts = summary.get("counts") or {}
-        entries.append({
-            "name": summary.get("name") or folder.name,
-            "description": summary.get("description") or "",
-            "trials": ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "–",
-            "md": md.relative_to(reports_dir).as_posix(),
-            "html": (folder / "report.html").relative_to(reports_dir).as_posix()
-            if (folder / "report.html").exists() else None,
-        })  # fmt: skip
-    rows = [[fmt.md_text(e["name"]), fmt.md_text(e["description"]), e["trials"],
-             f"[md]({e['md']})" + (f" · [html]({e['html']})" if e["html"] else "")]
-            for e in entries]  # fmt: skip
+        entries.append(
+            {
+                "name": summary.get("name") or folder.name,
+                "description": summary.get("description") or "",
+                "trials": ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "–",
+                "md": md.relative_to(reports_dir).as_posix(),
+                "html": (folder / "report.html").relative_to(reports_dir).as_posix()
+                if (folder / "report.html").exists()
+                else None,
+            }
+        )
+    rows = [
+        [
+            fmt.md_text(e["name"]),
+            fmt.md_text(e["description"]),
+            e["trials"],
+            f"[md]({e['md']})" + (f" · [html]({e['html']})" if e["html"] else ""),
+        ]
+        for e in entries
+    ]
     table = fmt.markdown_table(["report", "claim", "trials", "links"], rows)
     md_path, html_path = reports_dir / "index.md", reports_dir / "index.html"
-    md_path.write_text(_env(False).get_template("index.md.j2").render(table=table, n=len(entries)))
-    html_path.write_text(_env(True).get_template("index.html.j2").render(entries=entries))
+    md_path.write_text(render("index.md.j2", {"table": table, "n": len(entries)}))
+    html_path.write_text(render("index.html.j2", {"entries": entries}))
     return md_path, html_path
