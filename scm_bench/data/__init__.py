@@ -62,4 +62,4 @@ class DataError(ValueError):
     """A user-fixable problem with a dataset (missing folder, malformed files)."""
 
 
-from scm_bench.data import digits, toy2d  # noqa: E402,F401  (registration)
+from scm_bench.data import cifar10, digits, image_folder, toy2d  # noqa: E402,F401  (registration)

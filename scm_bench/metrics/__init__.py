@@ -29,10 +29,13 @@ from scm_bench.metrics.registry import (
 from scm_bench.metrics.stability import summarize_trial
 
 __all__ = [
-    "REGISTRY", "Metric", "MissingWeights", "UnknownMetric", "base_name", "check_available",
-    "default_sample_metrics", "evaluate_samples", "get", "list_metrics", "register", "suggest",
-    "summarize_trial",
+    "REGISTRY", "Metric", "MetricNotApplicable", "MissingWeights", "UnknownMetric", "base_name",
+    "check_available", "default_sample_metrics", "evaluate_samples", "family", "get",
+    "list_metrics", "register", "suggest", "summarize_trial",
 ]  # fmt: skip
+
+IMAGES = ("digits", "cifar10", "image_folder")  # dataset families with FID / KID
+FEATURES = "Inception pool3 for RGB data, the project's digits classifier for digits"
 
 
 class MetricNotApplicable(ValueError):
@@ -90,17 +93,15 @@ def _kid_metric(samples, dataset, ctx):
     return _fid.kid(samples, dataset, ctx)
 
 
-IMAGES = ("digits", "cifar10", "image_folder")
-FEATURES = ("Inception pool3 (clean-fid) for RGB data, the project's 64-d digits classifier "
-            "for digits; against the training split; see n_samples")  # fmt: skip
-
 register(Metric("swd", "Sliced 2-Wasserstein distance to held-out data (2-D)", False, "sample",
                 datasets=("toy2d",), fn=_toy(toy.sliced_wasserstein)))  # fmt: skip
 register(Metric("mmd", "Squared MMD (multi-scale RBF) to held-out data (2-D)", False, "sample",
                 datasets=("toy2d",), fn=_toy(toy.mmd_rbf)))  # fmt: skip
 register(Metric("frechet2d", "Frechet distance of Gaussian fits in data space (2-D)", False,
                 "sample", datasets=("toy2d",), fn=_toy(toy.frechet_2d)))  # fmt: skip
-register(Metric("fid", f"Frechet distance of feature Gaussians (clean-fid); features: {FEATURES}",
-                False, "sample", datasets=IMAGES, fn=_fid_metric))  # fmt: skip
-register(Metric("kid", f"Kernel inception distance, unbiased MMD^2 (clean-fid); features: "
-                f"{FEATURES}", False, "sample", datasets=IMAGES, fn=_kid_metric))  # fmt: skip
+register(Metric("fid", "FID (clean-fid): Frechet distance of Gaussian fits to features of the "
+                f"samples and the training split; {FEATURES}", False, "sample", datasets=IMAGES,
+                fn=_fid_metric))  # fmt: skip
+register(Metric("kid", "KID (clean-fid): unbiased cubic-kernel MMD^2 of features, same features "
+                "and reference as fid", False, "sample", datasets=IMAGES,
+                fn=_kid_metric))  # fmt: skip

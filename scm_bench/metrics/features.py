@@ -2,11 +2,13 @@
 
 - RGB images (cifar10, image_folder): clean-fid's Inception network (the torchscript
   ``inception-2015-12-05.pt``), fed the way clean-fid's "clean" mode feeds it: 8-bit images,
-  PIL bicubic resize to 299x299, 2048-d pool features. The file is never downloaded; its path is
-  the function argument, else ``$SCM_BENCH_INCEPTION``, else ``<cache dir>/inception-2015-12-05.pt``.
+  PIL bicubic resize to 299x299, 2048-d pool features. The file is never downloaded; its path
+  is the function argument, else ``$SCM_BENCH_INCEPTION``, else
+  ``<cache dir>/inception-2015-12-05.pt``.
 - digits (1x8x8): a small CNN trained on the digits training split by
   ``scripts/train_digits_classifier.py`` (weights ship in ``scm_bench/assets``); its 64-d
-  penultimate layer is the feature space of a domain FID, as MNIST papers do.
+  penultimate layer (standardized with its training-split mean and std) is the feature space of
+  a domain FID, as MNIST papers do.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +94,10 @@ def load_inception(path: Path, device: str) -> nn.Module:
     from cleanfid.inception_torchscript import InceptionV3W
 
     path = require_inception(Path(path))
-    return InceptionV3W(str(path.parent), download=False, resize_inside=False).to(device).eval()
+    with warnings.catch_warnings():  # torch deprecates torch.jit.load, which clean-fid uses
+        warnings.simplefilter("ignore", FutureWarning)
+        net = InceptionV3W(str(path.parent), download=False, resize_inside=False)
+    return net.to(device).eval()
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -137,9 +143,14 @@ class DigitsClassifier(nn.Module):
             nn.Linear(256, self.FEATURE_DIM),  # (B, 64): the features, before the ReLU
         )  # fmt: skip
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(self.FEATURE_DIM, 10))
+        # Per-feature mean and std on the training split (set after training), so features
+        # are standardized: FID and KID's cubic kernel then work in unit-scale coordinates.
+        self.register_buffer("feat_mean", torch.zeros(self.FEATURE_DIM))
+        self.register_buffer("feat_std", torch.ones(self.FEATURE_DIM))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        """Standardized penultimate-layer features (B, 64) of images (B, 1, 8, 8)."""
+        return (self.body(x) - self.feat_mean) / self.feat_std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))  # (B, 10) logits

@@ -92,7 +92,9 @@ def fid(samples: torch.Tensor, dataset, ctx: EvalContext) -> float:
     ref = reference_stats(dataset, extractor, ctx)
     mu, sigma = feature_stats(ctx.features(samples, extractor))
     try:
-        return float(frechet_distance(mu, sigma, ref["mu"], ref["sigma"]))
+        with warnings.catch_warnings():  # clean-fid passes scipy's deprecated `disp`
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return float(frechet_distance(mu, sigma, ref["mu"], ref["sigma"]))
     except ValueError as err:  # clean-fid: large imaginary part of sqrtm (too few samples)
         warnings.warn(f"FID undefined ({err}); use more samples", stacklevel=2)
         return float("nan")

@@ -20,7 +20,7 @@ AGGREGATES = ("mean", "median", "max", "min", "sum")
 class Metric:
     name: str
     description: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # None: descriptive, no better direction (reports rank nothing)
     kind: str  # "sample" (needs samples) | "stability" | "cost" (from a trial's history)
     aggregate: str = "mean"  # how seeds combine in reports (one of AGGREGATES)
     datasets: tuple[str, ...] = ()  # sample metrics: dataset families it applies to

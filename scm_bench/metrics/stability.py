@@ -34,6 +34,11 @@ def _number(value) -> float:
     return float(value) if isinstance(value, (int, float)) else NAN
 
 
+def _finite_row(row: dict, keys) -> bool:
+    """Whether every present field of ``keys`` in a history row is a finite number."""
+    return all(math.isfinite(_number(row[k])) for k in keys if k in row)
+
+
 def _column(rows: list[dict], key: str) -> list:
     return [r.get(key) for r in rows]
 
@@ -51,11 +56,7 @@ def divergence(rows: list[dict], result: Mapping) -> dict[str, float]:
     """
     diverged = result.get("status") == "diverged"
     step = result.get("diverged_step")
-    bad_rows = sum(
-        1 for r in rows
-        if not all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k])
-                   for k in ("loss", "grad_norm") if k in r)
-    )  # fmt: skip
+    bad_rows = sum(not _finite_row(r, ("loss", "grad_norm")) for r in rows)
     return {
         "diverged": float(diverged),
         "diverged_step": float(step) if diverged and step is not None else NAN,
@@ -145,37 +146,49 @@ def summarize_trial(history_rows: list[dict], result: Mapping | None) -> dict[st
     }
 
 
-def _reg(name: str, kind: str, higher: bool, description: str, aggregate: str = "mean"):
-    register(Metric(name, description, higher, kind, aggregate=aggregate))
+# name, kind, higher is better, aggregate over seeds, description
+COLUMNS = (
+    ("diverged", "stability", False, "mean",
+     "1 if a non-finite loss or gradient stopped training (mean over seeds = divergence rate)"),
+    ("diverged_step", "stability", True, "median",
+     "optimizer step at which training diverged (NaN if it did not)"),
+    ("nonfinite_steps", "stability", False, "mean",
+     "steps with a non-finite loss or grad norm (the stopping step included)"),
+    ("grad_norm_median", "stability", False, "mean",
+     "median global grad norm over logged steps"),
+    ("grad_norm_p99", "stability", False, "mean",
+     "99th percentile of the global grad norm over logged steps"),
+    ("grad_norm_max", "stability", False, "mean",
+     "largest global grad norm of any step"),
+    ("grad_spikes", "stability", False, "mean",
+     f"log windows whose max grad norm exceeds {SPIKE_FACTOR:g}x the running median of "
+     "earlier logged grad norms"),
+    ("loss_std_late", "stability", False, "mean",
+     "std of the logged loss over the last quarter of training (no ratio to its mean: with "
+     "adaptive weighting the loss may be negative)"),
+    ("nonfinite_tangent", "stability", False, "mean",
+     "mean share of non-finite tangent (JVP) elements per step, e.g. in low-precision JVPs"),
+    ("g_norm_tbin", "stability", False, "mean",
+     f"mean ||g|| before normalization/clipping per t-bin over training; columns "
+     f"g_norm_tbin_0..{T_BINS - 1} (equal bins of [0, pi/2])"),
+    ("weight_tbin", "stability", None, "mean",
+     f"learned adaptive weight w_phi(t) per t-bin over the last quarter; columns "
+     f"weight_tbin_0..{T_BINS - 1} (descriptive)"),
+    ("sec_per_step", "cost", False, "mean",
+     "median seconds per optimizer step"),
+    ("jvp_share", "cost", False, "mean",
+     "share of step time spent in the JVP pass (students)"),
+    ("peak_mem_mb", "cost", False, "max",
+     "peak memory in MiB (CUDA max allocated, or CPU max RSS)"),
+    ("wall_time", "cost", False, "mean",
+     "seconds of wall time of the trial (training and evaluation)"),
+    ("samples_per_sec", "cost", True, "mean",
+     "sampling throughput of a sampler in samples per second; columns samples_per_sec_<sampler>"),
+    ("nfe", "cost", None, "mean",
+     "network evaluations per sample of a sampler; columns nfe_<sampler> (descriptive)"),
+    ("net_evals_per_sec", "cost", True, "mean",
+     "sampling throughput per NFE: median over samplers of samples/s x NFE"),
+)  # fmt: skip
 
-
-_reg("diverged", "stability", False, "1 if a non-finite loss or gradient stopped training "
-     "(mean over seeds = divergence rate)")  # fmt: skip
-_reg("diverged_step", "stability", True, "optimizer step at which training diverged "
-     "(NaN if it did not)", "median")  # fmt: skip
-_reg("nonfinite_steps", "stability", False, "steps with a non-finite loss or grad norm "
-     "(the stopping step included)")  # fmt: skip
-_reg("grad_norm_median", "stability", False, "median global grad norm over logged steps")
-_reg("grad_norm_p99", "stability", False, "99th percentile of the global grad norm over logged "
-     "steps")  # fmt: skip
-_reg("grad_norm_max", "stability", False, "largest global grad norm of any step")
-_reg("grad_spikes", "stability", False, f"log windows whose max grad norm exceeds "
-     f"{SPIKE_FACTOR:g}x the running median of earlier logged grad norms")  # fmt: skip
-_reg("loss_std_late", "stability", False, "std of the logged loss over the last quarter of "
-     "training (loss may be negative with adaptive weighting, so no ratio to its mean)")  # fmt: skip
-_reg("nonfinite_tangent", "stability", False, "mean share of non-finite tangent (JVP) elements "
-     "per step, e.g. in low-precision JVPs (students)")  # fmt: skip
-_reg("g_norm_tbin", "stability", False, f"mean ||g|| before normalization/clipping per t-bin "
-     f"over training; columns g_norm_tbin_0..{T_BINS - 1} (bins of [0, pi/2])")  # fmt: skip
-_reg("weight_tbin", "stability", False, f"learned adaptive weight w_phi(t) per t-bin over the "
-     f"last quarter; columns weight_tbin_0..{T_BINS - 1} (descriptive)")  # fmt: skip
-_reg("sec_per_step", "cost", False, "median seconds per optimizer step")
-_reg("jvp_share", "cost", False, "share of step time spent in the JVP pass (students)")
-_reg("peak_mem_mb", "cost", False, "peak memory in MiB (CUDA max allocated, or CPU max RSS)",
-     "max")  # fmt: skip
-_reg("wall_time", "cost", False, "seconds of wall time of the trial (training and evaluation)")
-_reg("samples_per_sec", "cost", True, "sampling throughput of a sampler in samples per second; "
-     "columns samples_per_sec_<sampler>")  # fmt: skip
-_reg("nfe", "cost", False, "network evaluations per sample of a sampler; columns nfe_<sampler>")
-_reg("net_evals_per_sec", "cost", True, "sampling throughput per NFE: median over samplers of "
-     "samples/s x NFE (network evaluations per second)")  # fmt: skip
+for _name, _kind, _higher, _aggregate, _description in COLUMNS:
+    register(Metric(_name, _description, _higher, _kind, aggregate=_aggregate))

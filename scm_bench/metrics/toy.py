@@ -25,8 +25,9 @@ def mmd_rbf(a: torch.Tensor, b: torch.Tensor, scales=(0.05, 0.1, 0.2, 0.5, 1.0))
         return sum(torch.exp(-d2 / (2 * s * s)) for s in scales)
 
     n, m = a.shape[0], b.shape[0]
-    kaa = (k(a, a).sum() - k(a, a).diagonal().sum()) / (n * (n - 1))
-    kbb = (k(b, b).sum() - k(b, b).diagonal().sum()) / (m * (m - 1))
+    k_aa, k_bb = k(a, a), k(b, b)  # (N, N), (M, M)
+    kaa = (k_aa.sum() - k_aa.diagonal().sum()) / (n * (n - 1))
+    kbb = (k_bb.sum() - k_bb.diagonal().sum()) / (m * (m - 1))
     return float(kaa + kbb - 2 * k(a, b).mean())
 
 
