@@ -30,9 +30,21 @@ def cmd_expand(args) -> int:
 
     trials = expand(load_spec(args.spec, _sets(args)), where=args.spec)
     if args.json:
-        print(json.dumps([{"trial_id": t.trial_id, "variant": t.variant, "seed": t.seed,
-                           "spec": t.spec.model_dump(mode="json")} for t in trials], indent=2))
-    else:  # fmt: skip
+        print(
+            json.dumps(
+                [
+                    {
+                        "trial_id": t.trial_id,
+                        "variant": t.variant,
+                        "seed": t.seed,
+                        "spec": t.spec.model_dump(mode="json"),
+                    }
+                    for t in trials
+                ],
+                indent=2,
+            )
+        )
+    else:
         for t in trials:
             print(f"{t.trial_id}\t{t.variant}\tseed={t.seed}")
     return 0
@@ -52,9 +64,11 @@ def cmd_ls(args) -> int:
         print("# datasets\n" + "\n".join(sorted(LOADERS)))
     if what in ("all", "metrics"):
         print("# metrics (name, better, aggregate, kind, description)")
-        for m in sorted(metrics.REGISTRY.values(), key=lambda m: (m.kind, m.name)):
-            better = "higher" if m.higher_is_better else "lower"
-            print(f"{m.name:24s} {better:7s} {m.aggregate:6s} {m.kind:9s} {m.description}")
+        for m in sorted(metrics.list_metrics(), key=lambda m: (m["kind"], m["name"])):
+            better = {True: "higher", False: "lower", None: "-"}[m["higher_is_better"]]
+            print(
+                f"{m['name']:20s} {better:7s} {m['aggregate']:6s} {m['kind']:9s} {m['description']}"
+            )
     if what in ("all", "ablations"):
         print("# bundled ablations")
         root = Path(__file__).resolve().parent.parent / "ablations"
@@ -83,8 +97,13 @@ def cmd_train(args) -> int:
         except ValidationError as err:
             raise SpecError(format_errors(err, args.config, TrialSpec)) from None
     out = Path(args.out)
-    result = train_trial(spec, out, on_log=lambda r: print(
-        f"step {r['step']}: loss {r['loss']:.4g} grad_norm {r['grad_norm']:.3g}", flush=True))
+    result = train_trial(
+        spec,
+        out,
+        on_log=lambda r: print(
+            f"step {r['step']}: loss {r['loss']:.4g} grad_norm {r['grad_norm']:.3g}", flush=True
+        ),
+    )
     print(json.dumps(result, indent=2, default=str))
     return 0
 
@@ -98,9 +117,16 @@ def cmd_run(args) -> int:
     trials = expand(spec, where=args.spec)
     out = Path(args.out) if args.out else Path("runs") / spec.name
     print(f"{spec.name}: {len(trials)} trial(s) -> {out}")
-    df = run(spec, trials, out, address=args.address, dashboard=args.dashboard,
-             dashboard_host=args.dashboard_host, max_concurrent=args.max_concurrent,
-             teacher_cache=args.teacher_cache)  # fmt: skip
+    df = run(
+        spec,
+        trials,
+        out,
+        address=args.address,
+        dashboard=args.dashboard,
+        dashboard_host=args.dashboard_host,
+        max_concurrent=args.max_concurrent,
+        teacher_cache=args.teacher_cache,
+    )
     return 0 if (df["status"] != "failed").all() else 1
 
 
@@ -118,8 +144,11 @@ def cmd_report(args) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scm-bench", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
-    setp = dict(action="append", metavar="PATH=VALUE",
-                help="override a setting, e.g. train.steps=100 (repeatable)")  # fmt: skip
+    setp = dict(
+        action="append",
+        metavar="PATH=VALUE",
+        help="override a setting, e.g. train.steps=100 (repeatable)",
+    )
 
     s = sub.add_parser("validate", help="check specs without running anything")
     s.add_argument("specs", nargs="+")
@@ -133,8 +162,12 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_expand)
 
     s = sub.add_parser("ls", help="list settings, datasets, metrics, bundled ablations")
-    s.add_argument("what", nargs="?", default="all",
-                   choices=["all", "techniques", "datasets", "metrics", "ablations"])
+    s.add_argument(
+        "what",
+        nargs="?",
+        default="all",
+        choices=["all", "techniques", "datasets", "metrics", "ablations"],
+    )
     s.set_defaults(fn=cmd_ls)
 
     s = sub.add_parser("run", help="run every variant x seed of a spec on Ray Tune")
@@ -162,8 +195,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from scm_bench.data import DataError
-    from scm_bench.metrics import UnknownMetric
     from scm_bench.errors import RunError
+    from scm_bench.metrics import UnknownMetric
     from scm_bench.spec.load import SpecError
 
     args = parser().parse_args(argv)

@@ -38,6 +38,7 @@ def result_row(trial: Trial, trial_dir: Path, teacher_dir: Path | None) -> dict:
         "method": trial.spec.method,
         **trial.axes,
         "teacher_id": teacher_dir.name if teacher_dir else None,
+        "teacher_dir": str(teacher_dir) if teacher_dir else None,
     }
     res = trial_outcome(trial_dir)
     if res is None:

@@ -22,8 +22,16 @@ from scm_bench.spec.expand import expand  # noqa: E402
 from scm_bench.spec.load import load_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["train.steps=20", "teacher.steps=30", "eval.n_samples=300", "eval.grid=300",
-        "train.log_every=5", "train.checkpoint_every=5", "net.width=32", "net.depth=2"]  # fmt: skip
+FAST = [
+    "train.steps=20",
+    "teacher.steps=30",
+    "eval.n_samples=300",
+    "eval.grid=300",
+    "train.log_every=5",
+    "train.checkpoint_every=5",
+    "net.width=32",
+    "net.depth=2",
+]
 
 
 def free_port() -> int:
@@ -35,9 +43,14 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def ray_cluster():
     port = free_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             _metrics_export_port=port,
-             _system_config={"metrics_report_interval_ms": 500})  # fmt: skip
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=port,
+        _system_config={"metrics_report_interval_ms": 500},
+    )
     yield {"metrics_port": port, "address": ray.get_runtime_context().gcs_address}
     ray.shutdown()
 
@@ -67,8 +80,11 @@ def test_quickstart_runs_through_ray_one_row_per_trial(ray_cluster, tmp_path):
     while time.time() < deadline and "scm_bench_loss" not in text:
         time.sleep(1)
         text = urllib.request.urlopen(url, timeout=5).read().decode()
-    lines = [ln for ln in text.splitlines() if ln.startswith("ray_scm_bench_loss")
-             or ln.startswith("scm_bench_loss")]  # fmt: skip
+    lines = [
+        ln
+        for ln in text.splitlines()
+        if ln.startswith("ray_scm_bench_loss") or ln.startswith("scm_bench_loss")
+    ]
     assert lines, "no scm_bench_loss series exported"
     assert any(trials[0].trial_id in ln for ln in lines)
 
@@ -87,29 +103,52 @@ def test_injected_crash_is_recorded_and_others_complete(ray_cluster, tmp_path, m
 
 def test_gpu_request_on_cpu_cluster_is_refused_before_training(ray_cluster, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["run", str(ROOT / "ablations" / "quickstart.yaml"), "--out", str(out),
-               "--set", "resources.gpu=1"])  # fmt: skip
+    rc = main(
+        [
+            "run",
+            str(ROOT / "ablations" / "quickstart.yaml"),
+            "--out",
+            str(out),
+            "--set",
+            "resources.gpu=1",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "resources.gpu" in err and "Traceback" not in err
     assert not list((out / "trials").glob("*/history.jsonl"))
 
 
 def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(ray_cluster, tmp_path):
-    args = [sys.executable, "-m", "scm_bench.cli", "run", str(ROOT / "ablations/quickstart.yaml"),
-            "--out", str(tmp_path / "run"), "--teacher-cache", str(tmp_path / "teachers"),
-            "--address", ray_cluster["address"], "--max-concurrent", "1"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "scm_bench.cli",
+        "run",
+        str(ROOT / "ablations/quickstart.yaml"),
+        "--out",
+        str(tmp_path / "run"),
+        "--teacher-cache",
+        str(tmp_path / "teachers"),
+        "--address",
+        ray_cluster["address"],
+        "--max-concurrent",
+        "1",
+    ]
     for s in FAST[1:] + ["train.steps=60"]:
         args += ["--set", s]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     trials_dir = tmp_path / "run" / "trials"
     deadline = time.time() + 300
     while time.time() < deadline and len(list(trials_dir.glob("*/result.json"))) < 1:
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = {p.parent.name: (p.stat().st_mtime_ns, p.read_text())
-                for p in trials_dir.glob("*/result.json")}  # fmt: skip
+    finished = {
+        p.parent.name: (p.stat().st_mtime_ns, p.read_text())
+        for p in trials_dir.glob("*/result.json")
+    }
     assert 1 <= len(finished) < 4, "kill must land mid-run"
     time.sleep(2)  # let Ray reap the dead driver's workers
 
@@ -121,7 +160,9 @@ def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(ray_cluster,
         p = trials_dir / tid / "result.json"
         assert p.stat().st_mtime_ns == mtime and p.read_text() == text, f"{tid} was redone"
     for tid in df["trial_id"]:
-        steps = [int(line.split('"step": ')[1].split(",")[0])
-                 for line in (trials_dir / tid / "history.jsonl").read_text().splitlines()]
+        steps = [
+            int(line.split('"step": ')[1].split(",")[0])
+            for line in (trials_dir / tid / "history.jsonl").read_text().splitlines()
+        ]
         assert steps == sorted(set(steps)), "history has duplicated or lost rows"
         assert steps[-1] == 60

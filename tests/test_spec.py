@@ -49,12 +49,15 @@ def test_base_inheritance_and_set_overrides(tmp_path):
 
 
 def test_grid_and_zip_expansion_ids_are_stable(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
 name: g
 axes: {tangent.mode: [normalize, clip, raw]}
 zip: [{net.time_transform: [identity, edm], net.time_embedding: [positional, fourier]}]
 seeds: [0, 1]
-""")
+""",
+    )
     trials = expand(load_spec(p))
     assert len(trials) == 3 * 2 * 2
     pairs = {(t.spec.net.time_transform, t.spec.net.time_embedding) for t in trials}
@@ -114,23 +117,52 @@ def test_several_problems_are_one_line_each(tmp_path, capsys):
 
 def test_cli_subprocess_has_no_traceback(tmp_path):
     p = write(tmp_path, "name: x\ntrial: {jvp: {precision: float8}}\n")
-    proc = subprocess.run([sys.executable, "-m", "scm_bench.cli", "expand", str(p)],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "scm_bench.cli", "expand", str(p)], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "jvp.precision" in proc.stderr and "float16" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-KEYS = st.sampled_from(["name", "trial", "axes", "seeds", "base", "zip", "baseline", "tangent",
-                        "mode", "train", "steps", "net", "search", "resources", "jvp", "x"])
-LEAVES = st.one_of(st.none(), st.booleans(), st.integers(-3, 10**6), st.floats(allow_nan=True),
-                   st.text(max_size=12), st.sampled_from(["normalize", "clip", "tangent.mode"]))
-TREES = st.recursive(LEAVES, lambda c: st.one_of(st.lists(c, max_size=3),
-                                                 st.dictionaries(KEYS, c, max_size=4)),
-                     max_leaves=12)  # fmt: skip
+KEYS = st.sampled_from(
+    [
+        "name",
+        "trial",
+        "axes",
+        "seeds",
+        "base",
+        "zip",
+        "baseline",
+        "tangent",
+        "mode",
+        "train",
+        "steps",
+        "net",
+        "search",
+        "resources",
+        "jvp",
+        "x",
+    ]
+)
+LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=12),
+    st.sampled_from(["normalize", "clip", "tangent.mode"]),
+)
+TREES = st.recursive(
+    LEAVES,
+    lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(KEYS, c, max_size=4)),
+    max_leaves=12,
+)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(doc=st.dictionaries(KEYS, TREES, max_size=6))
 def test_generated_broken_specs_never_traceback(tmp_path, capsys, doc):
     p = tmp_path / "h.yaml"
@@ -148,3 +180,23 @@ def test_generated_broken_specs_never_traceback(tmp_path, capsys, doc):
 def test_spec_error_lists_lines():
     err = SpecError(["a: b", "c: d"])
     assert err.lines == ["a: b", "c: d"] and str(err) == "a: b\nc: d"
+
+
+def test_spec_reference_doc_is_generated_from_the_schema():
+    from scm_bench.spec.docs import reference
+
+    assert (ROOT / "docs" / "spec-reference.md").read_text() == reference()
+
+
+@pytest.mark.parametrize(
+    ("metric", "hint"),
+    [
+        ("swd_2stp", "did you mean 'swd_2step'"),
+        ("nfe_1step", "no better direction"),
+        ("fidd_1step", "unknown metric"),
+    ],
+)
+def test_search_metric_must_be_a_directed_result_column(capsys, metric, hint):
+    spec = str(ROOT / "ablations" / "tune_tangent.yaml")
+    rc, out = run_cli(["validate", spec, "--set", f"search.metric={metric}"], capsys)
+    assert rc == 2 and "search.metric" in out and hint in out

@@ -133,9 +133,16 @@ class SCMLoss(_Draws):
         start = time.perf_counter()
         f_minus, cs_dfdt = tangent_of_net(
             target if target is not None else net,
-            x_t, t, dxdt, sd, y,
-            ordering=self.ordering, precision=self.precision, backend=self.backend, rng=rng,
-        )  # fmt: skip
+            x_t,
+            t,
+            dxdt,
+            sd,
+            y,
+            ordering=self.ordering,
+            precision=self.precision,
+            backend=self.backend,
+            rng=rng,
+        )
         if x_t.is_cuda:
             torch.cuda.synchronize(x_t.device)
         jvp_seconds = time.perf_counter() - start

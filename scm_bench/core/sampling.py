@@ -34,9 +34,10 @@ def sample_consistency(
     x = torch.randn(shape, generator=generator).to(device) * sigma_d
     for i, t in enumerate(times):
         if i > 0:
-            x = math.cos(t) * x + math.sin(t) * torch.randn(shape, generator=generator).to(
-                device
-            ) * sigma_d
+            x = (
+                math.cos(t) * x
+                + math.sin(t) * torch.randn(shape, generator=generator).to(device) * sigma_d
+            )
         tt = torch.full((shape[0],), t, device=device)
         x = consistency_fn(net, x, tt, sigma_d, y)
     return x
@@ -45,7 +46,10 @@ def sample_consistency(
 def ode_times(steps: int, sigma_d: float, sigma_min=0.002, sigma_max=80.0, rho=7.0) -> list[float]:
     """EDM's rho-schedule in sigma mapped to TrigFlow times t = arctan(sigma / sigma_d), then 0."""
     sig = [
-        (sigma_max ** (1 / rho) + i / max(steps - 1, 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho)))
+        (
+            sigma_max ** (1 / rho)
+            + i / max(steps - 1, 1) * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))
+        )
         ** rho
         for i in range(steps)
     ]

@@ -50,13 +50,20 @@ class Conditioning(nn.Module):
     """c_noise(t) -> embedding -> 2-layer MLP, plus an optional class embedding (null = C)."""
 
     def __init__(
-        self, emb_dim: int, transform: str, embedding: str, scale: float, sigma_d: float,
+        self,
+        emb_dim: int,
+        transform: str,
+        embedding: str,
+        scale: float,
+        sigma_d: float,
         num_classes: int = 0,
-    ):  # fmt: skip
+    ):
         super().__init__()
         self.transform, self.sigma_d, self.num_classes = transform, sigma_d, num_classes
         self.embed = TimeEmbedding(emb_dim, embedding, scale)
-        self.mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
         self.label = nn.Embedding(num_classes + 1, emb_dim) if num_classes else None
 
     def forward(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:

@@ -43,9 +43,11 @@ class AdaNorm(nn.Module):
             s, b = pixel_norm(s), pixel_norm(b)
         else:
             s = 1 + s
-        shape = (x.shape[0], -1, 1, 1) if self.kind == "group" else (x.shape[0],) + (1,) * (
-            x.ndim - 2
-        ) + (-1,)  # broadcast over H, W (feature maps) or over tokens
+        shape = (
+            (x.shape[0], -1, 1, 1)
+            if self.kind == "group"
+            else (x.shape[0],) + (1,) * (x.ndim - 2) + (-1,)
+        )  # broadcast over H, W (feature maps) or over tokens
         h = self.norm(x) * s.reshape(shape)
         return h if b is None else h + b.reshape(shape)
 

@@ -29,6 +29,8 @@ def teacher_grid(run: Run, row: pd.Series) -> Path | None:
     """The teacher's grid of a student: in its trial dir, or the teacher cache next to the run."""
     trial_dir = run.trial_dir(row["trial_id"])
     candidates = [trial_dir / "teacher" / "samples_teacher.png"]
+    if isinstance(row.get("teacher_dir"), str):  # the runner records the cache it used
+        candidates.append(Path(row["teacher_dir"]) / "samples_teacher.png")
     teacher = row.get("teacher_id")
     if isinstance(teacher, str) and teacher:
         for cache in (run.dir / "_teachers", run.dir / "teachers", run.dir.parent / "_teachers"):

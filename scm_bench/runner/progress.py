@@ -14,7 +14,12 @@ def fmt_seconds(s: float) -> str:
 
 class Progress(tune.Callback):
     def __init__(self, phase: str, total: int, concurrency: int, echo=print):
-        self.phase, self.total, self.concurrency, self.echo = phase, total, max(1, concurrency), echo
+        self.phase, self.total, self.concurrency, self.echo = (
+            phase,
+            total,
+            max(1, concurrency),
+            echo,
+        )
         self.done = self.failed = self.running = 0
         self.start = time.monotonic()
         self.durations: list[float] = []
@@ -26,8 +31,10 @@ class Progress(tune.Callback):
         if self.durations and finished < self.total:
             mean = sum(self.durations) / len(self.durations)
             eta = f", ETA {fmt_seconds(mean * (self.total - finished) / self.concurrency)}"
-        self.echo(f"[{self.phase} {finished}/{self.total}: {self.done} done, {self.running} "
-                  f"running, {self.failed} failed{eta}] {what}")  # fmt: skip
+        self.echo(
+            f"[{self.phase} {finished}/{self.total}: {self.done} done, {self.running} "
+            f"running, {self.failed} failed{eta}] {what}"
+        )
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running += 1
@@ -44,8 +51,10 @@ class Progress(tune.Callback):
         self.done += 1
         res = trial.last_result or {}
         job = trial.config.get("job", {})
-        self._line(f"{job.get('trial_id', trial.trial_id)}: {res.get('status', 'ok')} "
-                   f"in {fmt_seconds(took)}")  # fmt: skip
+        self._line(
+            f"{job.get('trial_id', trial.trial_id)}: {res.get('status', 'ok')} "
+            f"in {fmt_seconds(took)}"
+        )
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._finish(trial)

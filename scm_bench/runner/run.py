@@ -72,8 +72,9 @@ def trainable(config: dict) -> None:
         live.export(job.trial_id, row)
         tune.report({**pending, **_scalars(row)})
 
-    result = train_trial(spec, trial_dir, job.teacher_dir and Path(job.teacher_dir), on_log,
-                         job.crash_at)  # fmt: skip
+    result = train_trial(
+        spec, trial_dir, job.teacher_dir and Path(job.teacher_dir), on_log, job.crash_at
+    )
     live.export(job.trial_id, {"diverged": float(result["status"] == "diverged")})
     final = {"status": result["status"], "trial_dir": str(trial_dir), **result.get("metrics", {})}
     tune.report({**pending, **_scalars(final)})
@@ -89,8 +90,9 @@ def crash_hook(trial_id: str) -> int | None:
     return None
 
 
-def tune_jobs(jobs: list[Job], phase: str, spec: AblationSpec, storage: Path,
-              max_concurrent: int | None, echo) -> None:  # fmt: skip
+def tune_jobs(
+    jobs: list[Job], phase: str, spec: AblationSpec, storage: Path, max_concurrent: int | None, echo
+) -> None:
     """Run jobs as one Tune experiment; errored ones get a 'failed' result.json."""
     if not jobs:
         return
@@ -116,8 +118,10 @@ def tune_jobs(jobs: list[Job], phase: str, spec: AblationSpec, storage: Path,
         job = Job(**res.config["job"])
         if not is_finished(Path(job.dir)):
             err = "".join(traceback.format_exception_only(type(res.error), res.error)).strip()
-            io.write_json(Path(job.dir) / "result.json",
-                          {"status": "failed", "error": err.splitlines()[-1][:500]})  # fmt: skip
+            io.write_json(
+                Path(job.dir) / "result.json",
+                {"status": "failed", "error": err.splitlines()[-1][:500]},
+            )
 
 
 def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
@@ -132,28 +136,37 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     if dashboard:
         url = f"http://{ctx.dashboard_url}" if ctx.dashboard_url else "(dashboard not available)"
         echo(f"Ray dashboard: {url}")
-        echo("  token authentication is on: sign in with the token printed by "
-             "`ray get-auth-token` (stored in ~/.ray/auth_token), or send the header "
-             "'Authorization: Bearer <token>'")  # fmt: skip
+        echo(
+            "  token authentication is on: sign in with the token printed by "
+            "`ray get-auth-token` (stored in ~/.ray/auth_token), or send the header "
+            "'Authorization: Bearer <token>'"
+        )
         port = next((n.get("MetricsExportPort") for n in ray.nodes() if n.get("Alive")), None)
-        echo(f"  live trial metrics (Prometheus format, tag trial_id): "
-             f"http://127.0.0.1:{port}/metrics -> scm_bench_loss, scm_bench_grad_norm, "
-             "scm_bench_g_norm, scm_bench_steps_per_sec, scm_bench_diverged")  # fmt: skip
+        echo(
+            f"  live trial metrics (Prometheus format, tag trial_id): "
+            f"http://127.0.0.1:{port}/metrics -> scm_bench_loss, scm_bench_grad_norm, "
+            "scm_bench_g_norm, scm_bench_steps_per_sec, scm_bench_diverged"
+        )
     return address == "local"
 
 
 def check_resources(spec: AblationSpec, trials: list[Trial]) -> None:
     gpus = ray.cluster_resources().get("GPU", 0)
     if spec.resources.gpu > gpus:
-        raise RunError(f"resources.gpu: {spec.resources.gpu} GPU per trial asked, but the Ray "
-                       f"cluster has {gpus:g}; set resources.gpu: 0 or use --address with a GPU "
-                       "cluster")  # fmt: skip
+        raise RunError(
+            f"resources.gpu: {spec.resources.gpu} GPU per trial asked, but the Ray "
+            f"cluster has {gpus:g}; set resources.gpu: 0 or use --address with a GPU "
+            "cluster"
+        )
     if gpus == 0 and any(t.spec.device == "cuda" for t in trials):
-        raise RunError("trial.device: cuda asked, but the Ray cluster has no GPU; use "
-                       "device: auto or cpu")  # fmt: skip
+        raise RunError(
+            "trial.device: cuda asked, but the Ray cluster has no GPU; use device: auto or cpu"
+        )
     if spec.resources.cpu > ray.cluster_resources().get("CPU", 0):
-        raise RunError(f"resources.cpu: {spec.resources.cpu} CPUs per trial asked, but the "
-                       f"cluster has {ray.cluster_resources().get('CPU', 0):g}")  # fmt: skip
+        raise RunError(
+            f"resources.cpu: {spec.resources.cpu} CPUs per trial asked, but the "
+            f"cluster has {ray.cluster_resources().get('CPU', 0):g}"
+        )
 
 
 def preflight(trials: list[Trial]) -> None:
@@ -171,12 +184,11 @@ def preflight(trials: list[Trial]) -> None:
             ds = load_dataset(t.spec.data)
         except DataError as err:
             raise RunError(f"trial.data: {err}") from None
-        check = getattr(metrics, "check_available", None)
-        if check is not None:
-            try:
-                check(ds.name, t.spec.eval.metrics or metrics.default_sample_metrics(ds.name))
-            except ValueError as err:
-                raise RunError(str(err)) from None
+        names = t.spec.eval.metrics or metrics.default_sample_metrics(ds.name)
+        try:
+            metrics.check_available(ds.name, names, inception=t.spec.eval.inception)
+        except ValueError as err:
+            raise RunError(str(err)) from None
 
 
 def student_job(t: Trial, out_dir: Path, tdir: Path | None, threads: int) -> Job | None:
@@ -189,11 +201,18 @@ def student_job(t: Trial, out_dir: Path, tdir: Path | None, threads: int) -> Job
     teacher = trial_outcome(tdir) if tdir else None
     if tdir and (teacher is None or teacher["status"] != "ok"):
         why = teacher["status"] if teacher else "missing"
-        io.write_json(trial_dir / "result.json",
-                      {"status": "failed", "error": f"teacher {tdir.name} {why}"})  # fmt: skip
+        io.write_json(
+            trial_dir / "result.json", {"status": "failed", "error": f"teacher {tdir.name} {why}"}
+        )
         return None
-    return Job(t.trial_id, t.spec.model_dump(mode="json"), str(trial_dir),
-               str(tdir) if tdir else None, threads, crash_hook(t.trial_id))  # fmt: skip
+    return Job(
+        t.trial_id,
+        t.spec.model_dump(mode="json"),
+        str(trial_dir),
+        str(tdir) if tdir else None,
+        threads,
+        crash_hook(t.trial_id),
+    )
 
 
 def run(
@@ -212,28 +231,48 @@ def run(
     out_dir = Path(out_dir).resolve()
     cache = Path(teacher_cache or out_dir.parent / "_teachers").resolve()
     (out_dir / "trials").mkdir(parents=True, exist_ok=True)
-    (out_dir / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-    io.write_json(out_dir / "trials.json", [
-        {"trial_id": t.trial_id, "variant": t.variant, "axes": t.axes, "seed": t.seed,
-         "spec": t.spec.model_dump(mode="json")} for t in trials])  # fmt: skip
+    (out_dir / "spec.yaml").write_text(
+        yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+    )
+    io.write_json(
+        out_dir / "trials.json",
+        [
+            {
+                "trial_id": t.trial_id,
+                "variant": t.variant,
+                "axes": t.axes,
+                "seed": t.seed,
+                "spec": t.spec.model_dump(mode="json"),
+            }
+            for t in trials
+        ],
+    )
     preflight(trials)
     started = connect(address, dashboard, dashboard_host, echo)
     t0 = time.perf_counter()
     try:
         check_resources(spec, trials)
         threads = max(1, int(spec.resources.cpu))
-        teacher_dirs = {t.trial_id: cache / f"teacher-{t.spec.teacher_trial().digest()}"
-                        for t in trials if t.spec.needs_teacher()}  # fmt: skip
+        teacher_dirs = {
+            t.trial_id: cache / f"teacher-{t.spec.teacher_trial().digest()}"
+            for t in trials
+            if t.spec.needs_teacher()
+        }
 
         # Teachers first, once per distinct teacher spec.
         teacher_jobs = {}
         for t in trials:
             tdir = teacher_dirs.get(t.trial_id)
             if tdir and not is_finished(tdir) and str(tdir) not in teacher_jobs:
-                teacher_jobs[str(tdir)] = Job(tdir.name, t.spec.teacher_trial().model_dump(mode="json"),
-                                              str(tdir), threads=threads)  # fmt: skip
-        tune_jobs(list(teacher_jobs.values()), "teachers", spec, out_dir / "ray", max_concurrent,
-                  echo)  # fmt: skip
+                teacher_jobs[str(tdir)] = Job(
+                    tdir.name,
+                    t.spec.teacher_trial().model_dump(mode="json"),
+                    str(tdir),
+                    threads=threads,
+                )
+        tune_jobs(
+            list(teacher_jobs.values()), "teachers", spec, out_dir / "ray", max_concurrent, echo
+        )
 
         # Students (and any other trials), skipping finished ones; or an Optuna search.
         if spec.search is not None:
@@ -241,8 +280,11 @@ def run(
 
             tune_search(spec, trials, out_dir, teacher_dirs, threads, max_concurrent, echo)
         else:
-            jobs = [job for t in trials
-                    if (job := student_job(t, out_dir, teacher_dirs.get(t.trial_id), threads))]
+            jobs = [
+                job
+                for t in trials
+                if (job := student_job(t, out_dir, teacher_dirs.get(t.trial_id), threads))
+            ]
             tune_jobs(jobs, "trials", spec, out_dir / "ray", max_concurrent, echo)
     finally:
         if started:
@@ -257,16 +299,23 @@ def finish(spec, trials, out_dir: Path, teacher_dirs: dict, wall: float, echo) -
 
         rows = search_rows(spec, out_dir, teacher_dirs)
     else:
-        rows = [result_row(t, out_dir / "trials" / t.trial_id, teacher_dirs.get(t.trial_id))
-                for t in trials]  # fmt: skip
+        rows = [
+            result_row(t, out_dir / "trials" / t.trial_id, teacher_dirs.get(t.trial_id))
+            for t in trials
+        ]
     df = write_results(rows, out_dir)
     counts = df["status"].value_counts().to_dict()
-    echo(f"{len(df)} trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-         + f" ({wall:.0f}s); results: {out_dir / 'results.csv'}")  # fmt: skip
+    echo(
+        f"{len(df)} trials: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        + f" ({wall:.0f}s); results: {out_dir / 'results.csv'}"
+    )
     for _, row in df[~df["status"].isin(FINISHED)].iterrows():
         echo(f"  {row['trial_id']}: {row['status']}: {row.get('error', '')}")
     for _, row in df[df["status"] == "diverged"].iterrows():
-        echo(f"  {row['trial_id']}: diverged at step {row['diverged_step']}: {row['diverged_what']}")
+        echo(
+            f"  {row['trial_id']}: diverged at step {row['diverged_step']}: {row['diverged_what']}"
+        )
     (out_dir / "run.json").write_text(json.dumps({"wall_time": wall}, indent=2))
     try:
         from scm_bench.report import write_report

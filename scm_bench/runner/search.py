@@ -31,36 +31,60 @@ def direction(spec: AblationSpec) -> str:
     return "max" if metrics.get(metrics.base_name(spec.search.metric)).higher_is_better else "min"
 
 
-def tune_search(spec: AblationSpec, trials: list[Trial], out_dir: Path, teacher_dirs: dict,
-                threads: int, max_concurrent: int | None, echo) -> None:  # fmt: skip
+def tune_search(
+    spec: AblationSpec,
+    trials: list[Trial],
+    out_dir: Path,
+    teacher_dirs: dict,
+    threads: int,
+    max_concurrent: int | None,
+    echo,
+) -> None:
     """num_samples Optuna proposals around the first seed's base trial."""
     from scm_bench.runner.run import Job, Progress, trainable
 
     base = trials[0]
     tdir = teacher_dirs.get(base.trial_id)
-    job = Job(f"{spec.name}-search", base.spec.model_dump(mode="json"),
-              str(out_dir / "trials"), str(tdir) if tdir else None, threads)  # fmt: skip
+    job = Job(
+        f"{spec.name}-search",
+        base.spec.model_dump(mode="json"),
+        str(out_dir / "trials"),
+        str(tdir) if tdir else None,
+        threads,
+    )
     mode = direction(spec)
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=base.seed))
     concurrency = max_concurrent or 1
     echo(f"search: {spec.search.num_samples} Optuna trial(s) on {spec.search.metric} ({mode})")
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
-        param_space={"job": vars(job), "metric": spec.search.metric,
-                     "params": {p: domain(v) for p, v in spec.search.params.items()}},
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=spec.search.num_samples,
-                                    metric=spec.search.metric, mode=mode,
-                                    max_concurrent_trials=concurrency),
-        run_config=tune.RunConfig(name="search", storage_path=str(out_dir / "ray"), verbose=0,
-                                  callbacks=[Progress("search", spec.search.num_samples,
-                                                      concurrency, echo)]),
-    )  # fmt: skip
+        param_space={
+            "job": vars(job),
+            "metric": spec.search.metric,
+            "params": {p: domain(v) for p, v in spec.search.params.items()},
+        },
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=spec.search.num_samples,
+            metric=spec.search.metric,
+            mode=mode,
+            max_concurrent_trials=concurrency,
+        ),
+        run_config=tune.RunConfig(
+            name="search",
+            storage_path=str(out_dir / "ray"),
+            verbose=0,
+            callbacks=[Progress("search", spec.search.num_samples, concurrency, echo)],
+        ),
+    )
     grid = tuner.fit()
     best = grid.get_best_result(metric=spec.search.metric, mode=mode, filter_nan_and_inf=True)
     value = best.metrics.get(spec.search.metric, math.nan) if best else math.nan
     params = best.config.get("params", {}) if best else {}
-    io.write_json(out_dir / "best.json", {"metric": spec.search.metric, "mode": mode,
-                                          "value": value, "params": params})  # fmt: skip
+    io.write_json(
+        out_dir / "best.json",
+        {"metric": spec.search.metric, "mode": mode, "value": value, "params": params},
+    )
     echo(f"best {spec.search.metric} = {value:.4g} with {params}")
 
 
@@ -83,8 +107,9 @@ def search_rows(spec: AblationSpec, out_dir: Path, teacher_dirs: dict) -> list[d
         t = Trial(trial_id(spec.name, axes, ts.seed, ts), "search", axes, ts.seed, ts)
         tdir = next(iter(teacher_dirs.values()), None)
         row = result_row(t, trial_dir, tdir)
-        row["variant"] = ",".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
-                                  for p, v in axes.items())  # fmt: skip
+        row["variant"] = ",".join(
+            f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in axes.items()
+        )
         rows.append(row)
     return rows
 

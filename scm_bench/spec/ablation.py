@@ -53,8 +53,8 @@ class AblationSpec(Section):
     baseline: dict[str, Any] | None = Field(
         None, description="Axis values of the baseline variant (reports diff against it)."
     )
-    resources: Resources = Resources()
-    failure: FailureSpec = FailureSpec()
+    resources: Resources = Field(Resources(), description="Resources per trial (Ray).")
+    failure: FailureSpec = Field(FailureSpec(), description="Retry policy for crashed trials.")
     search: SearchSpec | None = Field(
         None, description="Tune with Optuna instead of a grid (axes must then be empty)."
     )

@@ -31,7 +31,41 @@ class Trial:
 def check_path(path: str, where: str, field: str) -> None:
     """An axis / search path must name a leaf setting of the trial spec."""
     if path not in LEAF_PATHS:
-        raise SpecError([f"{where}: {field}.{path}: unknown trial setting{_near(path, LEAF_PATHS)}"])
+        raise SpecError(
+            [f"{where}: {field}.{path}: unknown trial setting{_near(path, LEAF_PATHS)}"]
+        )
+
+
+def check_search_metric(column: str, samplers: tuple[str, ...], where: str) -> None:
+    """The searched column must be a registered metric with a direction, and a sample metric
+    must name one of the trial's samplers (``<metric>_<sampler>``)."""
+    from scm_bench import metrics
+
+    name = metrics.base_name(column)
+    if name in metrics.REGISTRY and metrics.get(name).kind == "sample":
+        allowed = [f"{name}_{s}" for s in samplers]
+        if column not in allowed:
+            raise SpecError(
+                [
+                    f"{where}: search.metric: {column!r} is not a result column"
+                    f"{_near(column, allowed)}; allowed: {', '.join(allowed)}"
+                ]
+            )
+    if name not in metrics.REGISTRY:
+        known = sorted(metrics.REGISTRY)
+        raise SpecError(
+            [
+                f"{where}: search.metric: unknown metric {column!r}"
+                f"{_near(name, known)}; known: {', '.join(known)}"
+            ]
+        )
+    if metrics.get(name).higher_is_better is None:
+        raise SpecError(
+            [
+                f"{where}: search.metric: {column!r} has no better direction; "
+                "pick a metric such as swd_2step or fid_1step"
+            ]
+        )
 
 
 def combos(spec: AblationSpec, where: str) -> list[dict[str, Any]]:
@@ -102,14 +136,17 @@ def expand(spec: AblationSpec, where: str = "spec") -> list[Trial]:
             except SpecError as err:
                 errors.extend(ln for ln in err.lines if ln not in errors)
                 continue
-            trials.append(Trial(trial_id(spec.name, axes, seed, ts), variant_label(axes), axes,
-                                seed, ts))  # fmt: skip
+            trials.append(
+                Trial(trial_id(spec.name, axes, seed, ts), variant_label(axes), axes, seed, ts)
+            )
     if errors:
         raise SpecError(errors)
+    if spec.search is not None:
+        check_search_metric(spec.search.metric, trials[0].spec.eval.samplers, where)
     if spec.baseline is not None:
         if not any(t.axes == spec.baseline for t in trials):
             labels = sorted({t.variant for t in trials})
-            raise SpecError([f"{where}: baseline: {spec.baseline} is not one of the variants: "
-                             f"{labels}"])  # fmt: skip
+            raise SpecError(
+                [f"{where}: baseline: {spec.baseline} is not one of the variants: {labels}"]
+            )
     return trials
-

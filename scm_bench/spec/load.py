@@ -69,10 +69,14 @@ def format_errors(
 
 def read_yaml(path: Path) -> dict:
     """A YAML mapping from a file, or SpecError naming the file and the problem."""
-    if not path.exists():
-        raise SpecError([f"{path}: file not found"])
+    if not path.is_file():
+        raise SpecError(
+            [f"{path}: {'is a directory, not a spec file' if path.is_dir() else 'file not found'}"]
+        )
     try:
         data = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise SpecError([f"{path}: not a text file (YAML must be UTF-8)"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -109,7 +113,7 @@ def resolve_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if not isinstance(base, str):
         raise SpecError([f"{path}: base: must be a file path, got {base!r}"])
     base_path = path.parent / base
-    if not base_path.exists():
+    if not base_path.is_file():
         raise SpecError([f"{path}: base: file not found: {base_path}"])
     merged = deep_merge(resolve_bases(base_path, (*seen, path)), data)
     merged["base"] = base

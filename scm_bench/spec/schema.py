@@ -24,23 +24,31 @@ class Section(BaseModel):
 
 class DataSpec(Section):
     name: Literal["toy2d", "digits", "cifar10", "image_folder"] = Field(
-        "toy2d", description="Dataset: generated 2-D toy data, scikit-learn digits, or local images."
+        "toy2d",
+        description="Dataset: generated 2-D toy data, scikit-learn digits, or local images.",
     )
     variant: Literal["checkerboard", "moons", "8gaussians", "swissroll"] = Field(
         "checkerboard", description="toy2d only: which 2-D distribution to generate."
     )
     root: str | None = Field(
-        None, description="cifar10 / image_folder: local folder holding the data (never downloaded)."
+        None,
+        description="cifar10 / image_folder: local folder holding the data (never downloaded).",
     )
-    resolution: int = Field(32, ge=4, le=512, description="image_folder: images are resized to this.")
+    resolution: int = Field(
+        32, ge=4, le=512, description="image_folder: images are resized to this."
+    )
     class_cond: bool = Field(False, description="Condition the networks on class labels.")
 
 
 class NetSpec(Section):
     arch: Literal["mlp", "unet", "dit"] = Field("mlp", description="Backbone network F.")
     width: int = Field(128, ge=4, description="MLP hidden width / U-Net base channels / DiT width.")
-    depth: int = Field(4, ge=1, description="MLP residual blocks / U-Net blocks per level / DiT blocks.")
-    channel_mult: tuple[int, ...] = Field((1, 2), description="U-Net: channel multiplier per level.")
+    depth: int = Field(
+        4, ge=1, description="MLP residual blocks / U-Net blocks per level / DiT blocks."
+    )
+    channel_mult: tuple[int, ...] = Field(
+        (1, 2), description="U-Net: channel multiplier per level."
+    )
     attn_resolutions: tuple[int, ...] = Field(
         (4,), description="U-Net: resolutions with self-attention (math attention)."
     )
@@ -69,7 +77,9 @@ class TangentSpec(Section):
     mode: Literal["normalize", "clip", "raw"] = Field(
         "normalize", description="Tangent g: normalize g/(||g||+c) (paper) | clip to [-1, 1] | raw."
     )
-    norm: Literal["l2", "rms"] = Field("l2", description="Norm used by normalize: L2 (paper) | RMS.")
+    norm: Literal["l2", "rms"] = Field(
+        "l2", description="Norm used by normalize: L2 (paper) | RMS."
+    )
     c: float = Field(0.1, gt=0, description="Normalization constant c in g/(||g||+c).")
     warmup_steps: int = Field(
         10000, ge=0, description="Tangent warmup H: r = min(1, step/H); 0 switches warmup off."
@@ -131,7 +141,9 @@ class TrainSpec(Section):
     beta2: float = Field(0.99, gt=0, lt=1, description="Adam beta2.")
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA decay of weights.")
     log_every: int = Field(10, ge=1, description="Write a history row every this many steps.")
-    checkpoint_every: int = Field(100, ge=1, description="Save a resumable checkpoint every N steps.")
+    checkpoint_every: int = Field(
+        100, ge=1, description="Save a resumable checkpoint every N steps."
+    )
     label_dropout: float = Field(
         0.1, ge=0, le=1, description="Teacher: probability of dropping the label (for CFG)."
     )
@@ -147,7 +159,9 @@ class SamplingSpec(Section):
     t_max: float = Field(
         math.atan(80 / 0.5), gt=0, le=math.pi / 2, description="Start time of 1-step sampling."
     )
-    t_mid: float = Field(1.1, gt=0, lt=math.pi / 2, description="Re-noising time of 2-step sampling.")
+    t_mid: float = Field(
+        1.1, gt=0, lt=math.pi / 2, description="Re-noising time of 2-step sampling."
+    )
     teacher_steps: int = Field(18, ge=1, description="Teacher ODE solver steps.")
     solver: Literal["euler", "heun"] = Field(
         "heun", description="Teacher ODE solver (Heun: 2 steps - 1 NFE per step pair)."
@@ -164,13 +178,20 @@ class EvalSpec(Section):
         (), description="Sample-quality metrics; empty = the dataset's default metrics."
     )
     grid: int = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
+    inception: str | None = Field(
+        None,
+        description="Path to clean-fid's inception-2015-12-05.pt for RGB FID (default: "
+        "$SCM_BENCH_INCEPTION, else ~/.cache/scm-bench/); never downloaded.",
+    )
 
 
 class TrialSpec(Section):
     """One fully resolved trial: everything needed to train and evaluate it."""
 
     method: Literal["teacher", "sct", "scd"] = Field(
-        "sct", description="teacher: TrigFlow diffusion | sct: consistency training | scd: consistency distillation."
+        "sct",
+        description="teacher: TrigFlow diffusion | sct: consistency training | "
+        "scd: consistency distillation.",
     )
     seed: int = Field(0, ge=0, description="Random seed (data, init, noise).")
     device: Literal["auto", "cpu", "cuda"] = Field(

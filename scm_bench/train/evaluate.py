@@ -27,11 +27,20 @@ def generate(parts, sampler: str, n: int, seed: int) -> torch.Tensor:
     shape = (n, *data.shape)
     if sampler == "teacher":
         return sample_ode(
-            net, shape, data.sigma_d, spec.sampling.teacher_steps, spec.sampling.solver, y,
-            spec.student.guidance, generator=gen, device=parts.device,
-        )  # fmt: skip
+            net,
+            shape,
+            data.sigma_d,
+            spec.sampling.teacher_steps,
+            spec.sampling.solver,
+            y,
+            spec.student.guidance,
+            generator=gen,
+            device=parts.device,
+        )
     times = consistency_times(sampler_nfe(sampler, spec), spec.sampling.t_max, spec.sampling.t_mid)
-    return sample_consistency(net, shape, data.sigma_d, times, y, generator=gen, device=parts.device)
+    return sample_consistency(
+        net, shape, data.sigma_d, times, y, generator=gen, device=parts.device
+    )
 
 
 def save_grid(samples: torch.Tensor, path: Path, n: int) -> None:
@@ -69,7 +78,9 @@ def evaluate(parts, out_dir: Path) -> dict[str, float]:
         seconds = time.perf_counter() - start
         results[f"samples_per_sec_{sampler}"] = spec.eval.n_samples / seconds
         results[f"nfe_{sampler}"] = sampler_nfe(sampler, spec)
-        for name, value in metrics.evaluate_samples(names, x, parts.data).items():
+        for name, value in metrics.evaluate_samples(
+            names, x, parts.data, inception=spec.eval.inception
+        ).items():
             results[f"{name}_{sampler}"] = value
         if spec.eval.grid:
             save_grid(x, out_dir / f"samples_{sampler}.png", spec.eval.grid)

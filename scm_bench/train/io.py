@@ -1,10 +1,10 @@
 """A trial directory: resolved spec, metric history (JSONL), checkpoints and the result.
 
-    <trial dir>/trial.json      the resolved TrialSpec
-    <trial dir>/history.jsonl   one row per log step (see ``HISTORY_FIELDS``)
-    <trial dir>/checkpoint.pt   latest resumable state
-    <trial dir>/result.json     written once the trial has an outcome (ok / diverged / failed)
-    <trial dir>/samples_<sampler>.png   sample grids
+<trial dir>/trial.json      the resolved TrialSpec
+<trial dir>/history.jsonl   one row per log step (see ``HISTORY_FIELDS``)
+<trial dir>/checkpoint.pt   latest resumable state
+<trial dir>/result.json     written once the trial has an outcome (ok / diverged / failed)
+<trial dir>/samples_<sampler>.png   sample grids
 """
 
 from __future__ import annotations

@@ -36,20 +36,20 @@ class Window:
         self.grad_max = max(self.grad_max, values["grad_norm"])
         if "g_norm" in diag:
             b = io.t_bin(diag["t"].detach().cpu())
-            for row, val in ((0, torch.ones_like(b, dtype=torch.float64)),
-                             (1, diag["g_norm"].cpu().double()), (2, diag["weight"].cpu().double())):
-                self.tbin[row].index_add_(0, b, val)  # fmt: skip
+            for row, val in (
+                (0, torch.ones_like(b, dtype=torch.float64)),
+                (1, diag["g_norm"].cpu().double()),
+                (2, diag["weight"].cpu().double()),
+            ):
+                self.tbin[row].index_add_(0, b, val)
 
     def row(self, step: int, last: dict[str, float]) -> dict:
         out = {k: v / self.n for k, v in self.sums.items()}
         out.update(step=step, grad_norm=last["grad_norm"], grad_norm_max=self.grad_max)
-        if self.tbin[0].sum() > 0:
-            cnt = self.tbin[0].clamp_min(1)
-            nan = float("nan")
-            out["g_norm_tbin"] = [v if c else nan for v, c in zip((self.tbin[1] / cnt).tolist(),
-                                                                 self.tbin[0].tolist())]  # fmt: skip
-            out["weight_tbin"] = [v if c else nan for v, c in zip((self.tbin[2] / cnt).tolist(),
-                                                                 self.tbin[0].tolist())]  # fmt: skip
+        count = self.tbin[0]
+        if count.sum() > 0:  # per-bin means; NaN for bins no sample fell in
+            means = torch.where(count > 0, self.tbin[1:] / count.clamp_min(1), float("nan"))
+            out["g_norm_tbin"], out["weight_tbin"] = means.tolist()
         return out
 
 
@@ -158,13 +158,20 @@ def train_trial(
                 bad += " (non-finite tangent)"
             result.update(status="diverged", diverged_step=step, diverged_what=bad)
             break
-        grad_norm = float(torch.nn.utils.get_total_norm([p.grad for p in parts.net.parameters()
-                                                          if p.grad is not None]))  # fmt: skip
+        grad_norm = float(
+            torch.nn.utils.get_total_norm(
+                [p.grad for p in parts.net.parameters() if p.grad is not None]
+            )
+        )
         parts.opt.step()
         ema_update(parts.ema, parts.net, ema_decay(spec.train.ema_decay, step))
         if sync:
             sync()
-        values = {"loss": float(loss.detach()), "grad_norm": grad_norm, "step_time": time.perf_counter() - t0}
+        values = {
+            "loss": float(loss.detach()),
+            "grad_norm": grad_norm,
+            "step_time": time.perf_counter() - t0,
+        }
         for k in ("g_norm", "jvp_norm", "nonfinite_tangent", "weight"):
             if k in diag:
                 values[k] = float(diag[k].float().mean())
