@@ -66,9 +66,10 @@ def ema_decay(decay: float, step: int) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
-def state_of(parts: Parts, step: int, gen: torch.Generator) -> dict:
+def state_of(parts: Parts, step: int, gen: torch.Generator, window: Window) -> dict:
     return {
         "step": step,
+        "window": vars(window),  # the open logging window, so resumed history rows match
         "net": parts.net.state_dict(),
         "ema": parts.ema.state_dict(),
         "adaptive": parts.adaptive.state_dict() if parts.adaptive else None,
@@ -78,7 +79,7 @@ def state_of(parts: Parts, step: int, gen: torch.Generator) -> dict:
     }
 
 
-def restore(parts: Parts, ckpt: dict, gen: torch.Generator) -> int:
+def restore(parts: Parts, ckpt: dict, gen: torch.Generator, window: Window) -> int:
     parts.net.load_state_dict(ckpt["net"])
     parts.ema.load_state_dict(ckpt["ema"])
     if parts.adaptive is not None:
@@ -86,6 +87,7 @@ def restore(parts: Parts, ckpt: dict, gen: torch.Generator) -> int:
     parts.opt.load_state_dict(ckpt["opt"])
     torch.set_rng_state(ckpt["rng"])
     gen.set_state(ckpt["gen"])
+    vars(window).update(ckpt.get("window", {}))
     return ckpt["step"]
 
 
@@ -123,13 +125,13 @@ def train_trial(
     parts = build_parts(spec, teacher_dir)
     gen = torch.Generator().manual_seed(spec.seed)
     ckpt_path, hist_path = out_dir / "checkpoint.pt", out_dir / "history.jsonl"
-    step = 0
+    step, window = 0, Window()
     ckpt = io.load_checkpoint(ckpt_path)
     if ckpt is not None:
-        step = restore(parts, ckpt, gen)
+        step = restore(parts, ckpt, gen, window)
     io.truncate_history(hist_path, step)
     result = {"status": "ok", "steps_done": step, "diverged_step": None, "diverged_what": None}
-    window, sync = Window(), (torch.cuda.synchronize if parts.device.type == "cuda" else None)
+    sync = torch.cuda.synchronize if parts.device.type == "cuda" else None
 
     # Training steps.
     parts.net.train()
@@ -152,6 +154,8 @@ def train_trial(
             parts.opt.zero_grad(set_to_none=True)
             loss.backward()
             bad = nonfinite_grad(parts.net)
+            if bad is None and parts.adaptive is not None:  # w_phi is optimized too
+                bad = (name := nonfinite_grad(parts.adaptive)) and f"adaptive.{name}"
             bad = f"grad:{bad}" if bad else None
         if bad is not None:
             if "nonfinite_tangent" in diag and diag["nonfinite_tangent"].sum() > 0:
@@ -189,7 +193,7 @@ def train_trial(
                 on_log(row)
             window = Window()
         if step % spec.train.checkpoint_every == 0 or step == spec.train.steps:
-            io.save_checkpoint(ckpt_path, state_of(parts, step, gen))
+            io.save_checkpoint(ckpt_path, state_of(parts, step, gen, window))
     result["steps_done"] = step if result["status"] == "ok" else step - 1
 
     # Evaluation of a finished trial.

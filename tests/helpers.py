@@ -1,0 +1,104 @@
+"""Small nets, weight perturbation and trial specs shared by the core, net and training tests."""
+
+from __future__ import annotations
+
+import torch
+
+from scm_bench.nets.mlp import MLP
+from scm_bench.nets.unet import UNet
+from scm_bench.spec.schema import TrialSpec
+
+SIGMA_D = 0.5
+MLP_SHAPE = (8, 2)  # (B, dim)
+UNET_SHAPE = (4, 1, 8, 8)  # (B, C, H, W)
+
+
+def small_mlp(**kw) -> MLP:
+    """Width 32, two blocks: cheap enough to build dozens per test file."""
+    args = dict(sigma_d=SIGMA_D, width=32, depth=2, emb_dim=32) | kw
+    return MLP(2, **args)
+
+
+def small_unet(**kw) -> UNet:
+    """Width 16 on 8x8 with channel_mult (1, 2) and attention at 4x4 (math attention)."""
+    args = dict(sigma_d=SIGMA_D, width=16, depth=1, channel_mult=(1, 2), heads=2, emb_dim=32)
+    return UNet(1, 8, attn_resolutions=(4,), **(args | kw))
+
+
+def small_net(arch: str, **kw) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    """(net, batch shape) for 'mlp' or 'unet'."""
+    if arch == "mlp":
+        return small_mlp(**kw), MLP_SHAPE
+    return small_unet(**kw), UNET_SHAPE
+
+
+def perturb_(net: torch.nn.Module, std: float = 0.2, seed: int = 1) -> torch.nn.Module:
+    """Add N(0, std^2) noise to every parameter in place, so zero-initialised layers (AdaNorm
+    projections, the U-Net's output conv) stop making F trivially zero or t-independent."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(std * torch.randn(p.shape, generator=gen))
+    return net
+
+
+def expand(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(B,) -> (B, 1, ..., 1) broadcasting against x."""
+    return t.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def trigflow_batch(shape, t, seed=2, dtype=torch.float64, x_scale=1.0):
+    """x0 (std x_scale * sigma_d), z (std sigma_d), x_t and dx_t/dt = cos t z - sin t x0."""
+    gen = torch.Generator().manual_seed(seed)
+    x0 = torch.randn(shape, generator=gen, dtype=dtype) * SIGMA_D * x_scale
+    z = torch.randn(shape, generator=gen, dtype=dtype) * SIGMA_D
+    c, s = torch.cos(expand(t, x0)), torch.sin(expand(t, x0))
+    return x0, z, c * x0 + s * z, c * z - s * x0
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).norm() / b.norm())
+
+
+def deep_update(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_update(out[k], v) if isinstance(v, dict) and k in out else v
+    return out
+
+
+# The quickstart's base (ablations/base/toy2d.yaml): MLP 64 x 3 on the 2-D checkerboard,
+# teacher 400 steps, student 200 steps, batch 256.
+QUICKSTART = {
+    "data": {"name": "toy2d", "variant": "checkerboard"},
+    "net": {"arch": "mlp", "width": 64, "depth": 3},
+    "tangent": {"warmup_steps": 50},
+    "train": {
+        "steps": 200,
+        "batch_size": 256,
+        "lr": 1e-3,
+        "log_every": 10,
+        "checkpoint_every": 50,
+    },  # fmt: skip
+    "teacher": {"steps": 400, "lr": 2e-3, "batch_size": 256},
+    "eval": {"n_samples": 2000, "grid": 0},
+    "device": "cpu",
+}
+
+# A few-second trial for loop mechanics (determinism, resume, divergence).
+TINY = {
+    "data": {"name": "toy2d", "variant": "moons"},
+    "net": {"arch": "mlp", "width": 32, "depth": 2, "emb_dim": 32},
+    "student": {"init": "scratch"},
+    "tangent": {"warmup_steps": 10},
+    "train": {"steps": 30, "batch_size": 32, "log_every": 5, "checkpoint_every": 10},
+    "teacher": {"steps": 20, "batch_size": 32},
+    "eval": {"n_samples": 64, "grid": 0},
+    "device": "cpu",
+}
+
+
+def spec(base: dict, **over) -> TrialSpec:
+    """A TrialSpec from a base dict with nested overrides (``net={"dropout": 0.1}``)."""
+    return TrialSpec.model_validate(deep_update(base, over))
