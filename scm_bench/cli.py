@@ -141,6 +141,14 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    from scm_bench.report.publish import publish
+
+    for run_dir in args.run_dirs:
+        print(f"published {publish(Path(run_dir), Path(args.to))}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scm-bench", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -190,6 +198,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="(re)write report.md and report.html of a run")
     s.add_argument("run_dir")
     s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("publish", help="copy run reports into a reports folder with an index")
+    s.add_argument("run_dirs", nargs="+")
+    s.add_argument("--to", default="reports", help="reports folder (default: reports)")
+    s.set_defaults(fn=cmd_publish)
     return p
 
 

@@ -1,0 +1,27 @@
+"""Copy a run's report into a reports folder (e.g. the repo's reports/) and rebuild its index."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from scm_bench.report.write import write_index
+
+FILES = ("report.md", "report.html", "results.csv", "spec.yaml")
+
+
+def publish(run_dir: Path, reports_dir: Path) -> Path:
+    """reports_dir/<run name>/ gets the report, its figures, the results table and the spec."""
+    run_dir, reports_dir = Path(run_dir), Path(reports_dir)
+    if not (run_dir / "report.md").exists():
+        raise FileNotFoundError(f"{run_dir}: no report.md; run `scm-bench report {run_dir}` first")
+    dest = reports_dir / run_dir.name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in FILES:
+        if (run_dir / name).exists():
+            shutil.copy2(run_dir / name, dest / name)
+    shutil.copytree(run_dir / "report", dest / "report")
+    write_index(reports_dir)
+    return dest
