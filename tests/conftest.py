@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -15,3 +18,41 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# Quickstart at test size: every code path of a real run, in about a minute on 2 cores.
+FAST = ["train.steps=20", "teacher.steps=30", "eval.n_samples=300", "eval.grid=300",
+        "train.log_every=5", "train.checkpoint_every=5", "net.width=32", "net.depth=2"]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the whole session, exporting metrics every 0.5 s on a known port."""
+    ray = pytest.importorskip("ray")
+    port = _free_port()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _metrics_export_port=port,
+             _system_config={"metrics_report_interval_ms": 500})  # fmt: skip
+    yield {"metrics_port": port, "address": ray.get_runtime_context().gcs_address}
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(ray_cluster, tmp_path_factory):
+    """ablations/quickstart.yaml run through Ray at test size: (run dir, trials, results)."""
+    from scm_bench.runner.run import run
+    from scm_bench.spec.expand import expand
+    from scm_bench.spec.load import load_spec
+
+    base = tmp_path_factory.mktemp("quickstart")
+    spec = load_spec(ROOT / "ablations" / "quickstart.yaml", FAST)
+    trials = expand(spec)
+    df = run(spec, trials, base / "run", teacher_cache=base / "teachers", echo=lambda *_: None)
+    return base / "run", trials, df

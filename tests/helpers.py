@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from scm_bench.nets.dit import DiT
 from scm_bench.nets.mlp import MLP
 from scm_bench.nets.unet import UNet
 from scm_bench.spec.schema import TrialSpec
@@ -25,10 +26,18 @@ def small_unet(**kw) -> UNet:
     return UNet(1, 8, attn_resolutions=(4,), **(args | kw))
 
 
+def small_dit(**kw) -> DiT:
+    """Width 32, two blocks, patch 2 on 8x8 (16 tokens), math attention unless ``attend``."""
+    args = dict(sigma_d=SIGMA_D, width=32, depth=2, patch_size=2, heads=2, emb_dim=32)
+    return DiT(1, 8, **(args | kw))
+
+
 def small_net(arch: str, **kw) -> tuple[torch.nn.Module, tuple[int, ...]]:
-    """(net, batch shape) for 'mlp' or 'unet'."""
+    """(net, batch shape) for 'mlp', 'unet' or 'dit'."""
     if arch == "mlp":
         return small_mlp(**kw), MLP_SHAPE
+    if arch == "dit":
+        return small_dit(**kw), UNET_SHAPE
     return small_unet(**kw), UNET_SHAPE
 
 

@@ -152,7 +152,12 @@ def test_scm_loss_and_gradient_equal_algorithm1(
 
 @pytest.mark.parametrize(
     "ordering,backend,tol",
-    [("naive", "autograd", 1e-10), ("rearranged", "finite_difference", 1e-7)],
+    [
+        ("naive", "autograd", 1e-10),
+        ("rearranged", "autograd", 1e-10),
+        ("naive", "fast", 1e-10),
+        ("rearranged", "finite_difference", 1e-7),
+    ],
 )
 def test_scm_loss_other_jvp_orderings_and_backends_equal_algorithm1(ordering, backend, tol):
     net, teacher, adaptive = student_and_teacher()
@@ -280,14 +285,15 @@ def test_ema_target_is_the_network_used_for_f_minus():
 def test_dropout_masks_match_between_jvp_pass_and_gradient_pass(monkeypatch, precision):
     """With target = the net itself and dropout on, F_theta - F^- is exactly zero at the same
     weights; with g forced to zero the loss is exactly zero. Control: without restoring the RNG
-    between the two passes the masks differ and the loss is not zero."""
+    between the two passes the masks differ and the loss is not zero. (The two-pass autograd
+    backend; the fast backend's single pass is covered in test_fast_jvp.py.)"""
     torch.manual_seed(0)
     net = perturb_(small_mlp(dropout=0.5), seed=1).train()
     dtype = torch.float64 if precision == "float64" else torch.float32
     net = net.to(dtype)
     x0, z, _, _ = trigflow_batch((8, 2), T8, dtype=dtype)
     monkeypatch.setattr(losses, "shape_tangent", lambda g, *a: torch.zeros_like(g))
-    loss_fn = SCMLoss(SIGMA_D, "sct", precision=precision, warmup_steps=0)
+    loss_fn = SCMLoss(SIGMA_D, "sct", precision=precision, warmup_steps=0, backend="autograd")
     loss, _ = loss_fn(net, x0, step=1, t=T8.to(dtype), z=z)
     assert torch.equal(loss, torch.zeros_like(loss))
     # Dropout really is active: two plain forward passes differ.

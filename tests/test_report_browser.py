@@ -50,11 +50,15 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def report_html(tmp_path) -> Path:
-    """report.html of SCM_BENCH_REPORT_RUN, or of a fresh synthetic run, alone in a folder."""
-    if os.environ.get("SCM_BENCH_REPORT_RUN"):
-        run = Path(os.environ["SCM_BENCH_REPORT_RUN"])
+@pytest.fixture(params=["quickstart", "synthetic"])
+def report_html(request, tmp_path) -> Path:
+    """report.html alone in a folder: of a real quickstart run through Ray (or of
+    SCM_BENCH_REPORT_RUN), and of a synthetic run with a failed and a diverged trial."""
+    if request.param == "quickstart":
+        if os.environ.get("SCM_BENCH_REPORT_RUN"):
+            run = Path(os.environ["SCM_BENCH_REPORT_RUN"])
+        else:
+            run = request.getfixturevalue("quickstart_run")[0]
         html = run / "report.html"
         if not html.exists():
             _, html = write_report(run)

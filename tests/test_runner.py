@@ -4,73 +4,38 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 ray = pytest.importorskip("ray")
 
+from conftest import FAST, ROOT  # noqa: E402
+
 from scm_bench.cli import main  # noqa: E402
 from scm_bench.runner.run import run  # noqa: E402
 from scm_bench.spec.expand import expand  # noqa: E402
 from scm_bench.spec.load import load_spec  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-FAST = [
-    "train.steps=20",
-    "teacher.steps=30",
-    "eval.n_samples=300",
-    "eval.grid=300",
-    "train.log_every=5",
-    "train.checkpoint_every=5",
-    "net.width=32",
-    "net.depth=2",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    port = free_port()
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _metrics_export_port=port,
-        _system_config={"metrics_report_interval_ms": 500},
-    )
-    yield {"metrics_port": port, "address": ray.get_runtime_context().gcs_address}
-    ray.shutdown()
 
 
 def quiet(*_):
     pass
 
 
-def test_quickstart_runs_through_ray_one_row_per_trial(ray_cluster, tmp_path):
-    spec = load_spec(ROOT / "ablations" / "quickstart.yaml", FAST)
-    trials = expand(spec)
-    df = run(spec, trials, tmp_path / "run", teacher_cache=tmp_path / "teachers", echo=quiet)
-    saved = pd.read_csv(tmp_path / "run" / "results.csv")
+def test_quickstart_runs_through_ray_one_row_per_trial(ray_cluster, quickstart_run):
+    run_dir, trials, df = quickstart_run
+    saved = pd.read_csv(run_dir / "results.csv")
     assert len(saved) == len(trials) == 4
     assert set(saved["trial_id"]) == {t.trial_id for t in trials}
     assert (saved["status"] == "ok").all()
     assert {"tangent.mode", "seed", "swd_1step", "swd_2step", "swd_teacher"} <= set(saved.columns)
     assert (saved["swd_2step"] > 0).all()
     # Two seeds -> two distinct teachers, each trained once and shared by its students.
-    assert len(list((tmp_path / "teachers").iterdir())) == 2
+    assert len(list((run_dir.parent / "teachers").iterdir())) == 2
     assert saved["teacher_id"].nunique() == 2
     assert df["trial_id"].tolist() == sorted(df["trial_id"])
 

@@ -10,8 +10,17 @@ Orderings (sCM Sec. 4.2, "stable JVP"):
 - naive: one JVP with tangents (dx_t/dt / sigma_d, 1), returning dF/dt, multiplied by
   cos t sin t sigma_d afterwards; dF/dt itself can overflow in low precision.
 
-Backends: ``autograd`` (torch.func.jvp) and ``finite_difference`` (float64 central difference,
-a reference and a fallback). Both run without recording a graph: theta^- is a stop-gradient.
+Backends:
+- ``fast`` (default): the net's own ``forward_jvp`` (``scm_bench.nets.jvp``) computes F and its
+  tangent in one pass, each layer propagating (x, t_x) with closed-form rules. With
+  ``keep_graph=True`` F keeps its autograd graph, so one pass yields F_theta (the loss input) and
+  F^- = F_theta.detach() (theta^- = stop-gradient of the current weights); the tangent never has
+  a graph. It applies when the net has ``forward_jvp`` and the JVP precision is the net's own
+  dtype (no cast); otherwise (float16 / bfloat16 JVPs, a net without ``forward_jvp``) it falls
+  back to ``autograd``.
+- ``autograd``: torch.func.jvp through the ordinary forward (the reference).
+- ``finite_difference``: float64 central difference (a reference).
+``autograd`` and ``finite_difference`` never record a graph: theta^- is a stop-gradient.
 """
 
 from __future__ import annotations
@@ -73,7 +82,17 @@ def jvp_tangents(
     raise ValueError(f"jvp ordering must be 'rearranged' or 'naive', got {ordering!r}")
 
 
-@torch.no_grad()
+def fast_path_applies(net: torch.nn.Module, backend: str, precision: str) -> bool:
+    """True when ``backend='fast'`` really runs the one-pass JVP: the net has ``forward_jvp``
+    and its weights are already in the JVP precision (else it falls back to autograd)."""
+    dtype = DTYPES[precision]
+    return (
+        backend == "fast"
+        and hasattr(net, "forward_jvp")
+        and all(p.dtype == dtype for p in net.parameters())
+    )
+
+
 def tangent_of_net(
     net: torch.nn.Module,
     x_t: torch.Tensor,
@@ -84,22 +103,36 @@ def tangent_of_net(
     *,
     ordering: str = "rearranged",
     precision: str = "float32",
-    backend: str = "autograd",
+    backend: str = "fast",
     rng: RngSnapshot | None = None,
     fd_eps: float = 1e-5,
+    keep_graph: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(F^-, cos t sin t sigma_d dF^-/dt), both (B, ...) in x_t's dtype, no graph recorded."""
-    tx, tt = jvp_tangents(x_t, t, dxdt, sigma_d, ordering)
+    """(F, cos t sin t sigma_d dF/dt), both (B, ...) in x_t's dtype; the tangent has no graph.
+
+    F has no graph either, unless ``keep_graph`` and the fast path applies
+    (``fast_path_applies``): then F is F_theta with its autograd graph.
+    """
+    if backend not in ("fast", "autograd", "finite_difference"):
+        raise ValueError(
+            f"jvp backend must be 'fast', 'autograd' or 'finite_difference', got {backend!r}"
+        )
+    with torch.no_grad():
+        tx, tt = jvp_tangents(x_t, t, dxdt, sigma_d, ordering)
     x_in = x_t / sigma_d
-    if backend == "autograd":
-        fn = cast_call(net, DTYPES[precision])
-        if rng is not None:
-            rng.restore()
-        f, df = torch.func.jvp(lambda a, b: fn(a, b, y), (x_in, t), (tx, tt))
+    if rng is not None and backend != "finite_difference":
+        rng.restore()
+    if fast_path_applies(net, backend, precision):
+        dtype = DTYPES[precision]
+        with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
+            f, df = net.forward_jvp(x_in.to(dtype), tx.to(dtype), t.to(dtype), tt.to(dtype), y)
     elif backend == "finite_difference":
-        f, df = finite_difference_jvp(net, x_in, t, y, tx, tt, rng=rng, eps=fd_eps)
-    else:
-        raise ValueError(f"jvp backend must be 'autograd' or 'finite_difference', got {backend!r}")
+        with torch.no_grad():
+            f, df = finite_difference_jvp(net, x_in, t, y, tx, tt, rng=rng, eps=fd_eps)
+    else:  # autograd, or the fast path's fallback
+        fn = cast_call(net, DTYPES[precision])
+        with torch.no_grad():
+            f, df = torch.func.jvp(lambda a, b: fn(a, b, y), (x_in, t), (tx, tt))
     f, df = f.to(x_t.dtype), df.to(x_t.dtype)
     if ordering == "naive":
         df = expand_t(torch.cos(t) * torch.sin(t) * sigma_d, df) * df

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from scm_bench.core.jvp import RngSnapshot, tangent_of_net
+from scm_bench.core.jvp import RngSnapshot, fast_path_applies, tangent_of_net
 from scm_bench.core.tangent import per_sample_norm, scm_tangent, shape_tangent, warmup_ratio
 from scm_bench.core.trigflow import noise, sample_t, velocity
 from scm_bench.core.weighting import AdaptiveWeight, prior_weight
@@ -82,6 +82,11 @@ class SCMLoss(_Draws):
 
     loss = w_prior(t) e^{w_phi(t)} ||F_theta - F^- - g||^2 / D - w_phi(t)   (adaptive on)
     loss = w_prior(t) ||F_theta - F^- - g||^2 / D                           (adaptive off)
+
+    With ``backend="fast"`` and theta^- = stop-gradient(theta) (``target=None``), one pass of
+    the net's ``forward_jvp`` gives F_theta (with its graph), F^- = F_theta.detach() and the
+    tangent; otherwise the JVP pass runs without a graph and F_theta is a second forward with
+    the same dropout masks (RNG restored).
     """
 
     def __init__(
@@ -96,7 +101,7 @@ class SCMLoss(_Draws):
         warmup_steps: int = 10000,  # 0 = no warmup
         ordering: str = "rearranged",  # rearranged | naive
         precision: str = "float32",  # precision of the JVP pass
-        backend: str = "autograd",  # autograd | finite_difference
+        backend: str = "fast",  # fast (one pass) | autograd (torch.func.jvp) | finite_difference
         prior: str = "none",  # none | inv_tan
         adaptive: AdaptiveWeight | None = None,  # None = fixed weight 1
         teacher: torch.nn.Module | None = None,  # required for scd
@@ -128,10 +133,12 @@ class SCMLoss(_Draws):
         dxdt = self.dxdt(x0, z, t, x_t, y)
         r = warmup_ratio(step, self.warmup_steps)
 
-        # Step 4: F^- and cos t sin t sigma_d dF^-/dt with no graph; dropout masks pinned.
+        # Step 4: F^- and cos t sin t sigma_d dF^-/dt (no graph); dropout masks pinned. The
+        # fast path with theta^- = stop-gradient(theta) shares one pass: F_theta keeps its graph.
         rng = RngSnapshot.take()
+        one_pass = target is None and fast_path_applies(net, self.backend, self.precision)
         start = time.perf_counter()
-        f_minus, cs_dfdt = tangent_of_net(
+        f, cs_dfdt = tangent_of_net(
             target if target is not None else net,
             x_t,
             t,
@@ -142,18 +149,23 @@ class SCMLoss(_Draws):
             precision=self.precision,
             backend=self.backend,
             rng=rng,
+            keep_graph=one_pass,
         )
+        f_minus = f.detach()
         if x_t.is_cuda:
             torch.cuda.synchronize(x_t.device)
-        jvp_seconds = time.perf_counter() - start
+        jvp_seconds = time.perf_counter() - start  # one pass: includes the F_theta forward
 
         # Steps 5-6: the tangent g, then normalize / clip / raw.
         g_raw = scm_tangent(x_t, t, f_minus, dxdt, cs_dfdt, sd, r)
         g = shape_tangent(g_raw, self.tangent_mode, self.tangent_norm, self.tangent_c)
 
-        # Step 7: the weighted regression of F_theta onto F^- + g.
-        rng.restore()
-        f_theta = net(x_t / sd, t, y)
+        # Step 7: the weighted regression of F_theta onto F^- + g (same dropout masks).
+        if one_pass:
+            f_theta = f
+        else:
+            rng.restore()
+            f_theta = net(x_t / sd, t, y)
         loss = mean_sq(f_theta - f_minus - g) * prior_weight(t, sd, self.prior)
         w = torch.zeros_like(t)
         if self.adaptive is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from scm_bench.nets.attention import make_attend
+from scm_bench.nets.dit import DiT
 from scm_bench.nets.mlp import MLP
 from scm_bench.nets.unet import UNet
 
@@ -27,6 +29,7 @@ def build_net(spec, shape: tuple[int, ...], sigma_d: float, num_classes: int = 0
         return MLP(shape[0], width=n.width, depth=n.depth, **common)
     if len(shape) != 3:
         raise ValueError(f"net.arch={n.arch} needs image data, got sample shape {shape}")
+    attend = make_attend(spec.attention.jvp, spec.attention.block_size)
     if n.arch == "unet":
         return UNet(
             shape[0],
@@ -36,6 +39,18 @@ def build_net(spec, shape: tuple[int, ...], sigma_d: float, num_classes: int = 0
             channel_mult=n.channel_mult,
             attn_resolutions=n.attn_resolutions,
             heads=n.heads,
+            attend=attend,
+            **common,
+        )
+    if n.arch == "dit":
+        return DiT(
+            shape[0],
+            shape[1],
+            width=n.width,
+            depth=n.depth,
+            patch_size=n.patch_size,
+            heads=n.heads,
+            attend=attend,
             **common,
         )
     raise ValueError(f"unknown net.arch {n.arch!r}")

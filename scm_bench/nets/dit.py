@@ -5,7 +5,8 @@ F(x, t, y): patchify -> + 2-D sin-cos positions -> blocks of
 -> AdaNorm -> zero-init linear -> unpatchify. e is the ``Conditioning`` embedding of (t, y).
 AdaNorm is the U-Net's (double / single / scale) with LayerNorm over tokens, and attention goes
 through ``attend`` (math attention or the fused flash JVP), never through SDPA, which has no
-forward-mode AD.
+forward-mode AD. ``forward_jvp`` is the same walk on (primal, tangent) pairs, the one-pass fast
+JVP of ``scm_bench.nets.jvp``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scm_bench.nets.attention import attention_jvp
 from scm_bench.nets.embed import Conditioning
+from scm_bench.nets.jvp import Pair, conv_jvp, dropout_jvp, gelu_tanh_jvp, linear_jvp
 from scm_bench.nets.layers import AdaNorm, math_attention
 
 
@@ -29,8 +32,8 @@ def sincos_2d(width: int, grid: int) -> torch.Tensor:
     pos = torch.arange(grid, dtype=torch.float64)
     arg = pos[:, None] * freqs[None]  # (grid, W/4)
     axis = torch.cat([arg.sin(), arg.cos()], dim=1)  # (grid, W/2)
-    rows = axis[:, None, :].expand(grid, grid, -1)  # (grid, grid, W/2): varies along rows
-    cols = axis[None, :, :].expand(grid, grid, -1)  # (grid, grid, W/2): varies along columns
+    rows = axis[:, None, :].expand(grid, grid, -1)  # (grid, grid, W/2): the patch row
+    cols = axis[None, :, :].expand(grid, grid, -1)  # (grid, grid, W/2): the patch column
     return torch.cat([rows, cols], dim=-1).reshape(grid * grid, width).float()  # (N, W)
 
 
@@ -45,32 +48,44 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
 
+    def split_heads(self, qkv: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(B, N, 3C) -> q, k, v, each (B, h, N, C/h)."""
+        b, n, c3 = qkv.shape
+        qkv = qkv.reshape(b, n, 3, self.heads, c3 // (3 * self.heads))  # (B, N, 3, h, C/h)
+        return qkv.permute(2, 0, 3, 1, 4).unbind(0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads)  # (B, N, 3, h, C/h)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, N, C/h)
-        a = self.attend(q, k, v)  # (B, h, N, C/h)
-        return self.proj(a.transpose(1, 2).reshape(b, n, c))  # (B, N, C)
+        a = self.attend(*self.split_heads(self.qkv(x)))  # (B, h, N, C/h)
+        return self.proj(a.transpose(1, 2).flatten(2))  # (B, N, C)
+
+    def forward_jvp(self, x: torch.Tensor, tx: torch.Tensor) -> Pair:
+        qkv, tqkv = linear_jvp(self.qkv, x, tx)  # (B, N, 3C) each
+        a, ta = attention_jvp(self.attend, *self.split_heads(qkv), *self.split_heads(tqkv))
+        return linear_jvp(self.proj, a.transpose(1, 2).flatten(2), ta.transpose(1, 2).flatten(2))
 
 
 class DiTBlock(nn.Module):
-    """h + Attn(AdaNorm(h, e)), then h + MLP(AdaNorm(h, e)); MLP = Linear-GELU-Linear (4x)."""
+    """h + Attn(AdaNorm(h, e)), then h + MLP(AdaNorm(h, e)); MLP = fc2(drop(GELU(fc1(.)))), 4x."""
 
     def __init__(self, width: int, heads: int, emb_dim: int, adagn: str, dropout: float, attend):
         super().__init__()
         self.norm1 = AdaNorm(width, emb_dim, adagn, kind="layer")
         self.attn = Attention(width, heads, attend)
         self.norm2 = AdaNorm(width, emb_dim, adagn, kind="layer")
-        self.mlp = nn.Sequential(
-            nn.Linear(width, 4 * width),
-            nn.GELU(approximate="tanh"),
-            nn.Dropout(dropout),
-            nn.Linear(4 * width, width),
-        )
+        self.fc1, self.fc2 = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         h = h + self.attn(self.norm1(h, e))
-        return h + self.mlp(self.norm2(h, e))
+        m = nn.functional.gelu(self.fc1(self.norm2(h, e)), approximate="tanh")
+        return h + self.fc2(self.drop(m))
+
+    def forward_jvp(self, h: torch.Tensor, th: torch.Tensor, e: torch.Tensor, te: torch.Tensor):
+        a, ta = self.attn.forward_jvp(*self.norm1.forward_jvp(h, th, e, te))
+        h, th = h + a, th + ta
+        m, tm = gelu_tanh_jvp(*linear_jvp(self.fc1, *self.norm2.forward_jvp(h, th, e, te)))
+        m, tm = linear_jvp(self.fc2, *dropout_jvp(self.drop, m, tm))
+        return h + m, th + tm
 
 
 class DiT(nn.Module):
@@ -114,13 +129,37 @@ class DiT(nn.Module):
         nn.init.zeros_(self.out.weight)  # F starts at 0, as in the U-Net's conv_out
         nn.init.zeros_(self.out.bias)
 
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, W, g, g) patch embeddings -> (B, N = g*g, W) tokens, row-major."""
+        return x.flatten(2).transpose(1, 2)
+
+    def unpatchify(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, N, p*p*C) -> (B, C, H, W), H = W = g*p."""
+        b, p, g = h.shape[0], self.patch, self.grid
+        h = h.reshape(b, g, g, p, p, self.channels)  # (B, g, g, p, p, C)
+        return h.permute(0, 5, 1, 3, 2, 4).reshape(b, self.channels, g * p, g * p)
+
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None):
         e = self.cond(t, y)  # (B, E)
-        b, p, g = x.shape[0], self.patch, self.grid
-        h = self.patchify(x).flatten(2).transpose(1, 2)  # (B, N = g*g, W)
-        h = h + self.pos.to(h.dtype)
+        h = self.tokens(self.patchify(x)) + self.pos.to(x.dtype)  # (B, N, W)
         for block in self.blocks:
             h = block(h, e)
-        h = self.out(self.out_norm(h, e))  # (B, N, p*p*C)
-        h = h.reshape(b, g, g, p, p, self.channels)  # (B, g, g, p, p, C)
-        return h.permute(0, 5, 1, 3, 2, 4).reshape(b, self.channels, g * p, g * p)  # (B,C,H,W)
+        return self.unpatchify(self.out(self.out_norm(h, e)))  # (B, C, H, W)
+
+    def forward_jvp(
+        self,
+        x: torch.Tensor,
+        tx: torch.Tensor,
+        t: torch.Tensor,
+        tt: torch.Tensor,
+        y: torch.Tensor | None = None,
+    ) -> Pair:
+        """(F(x, t, y), J_x F t_x + dF/dt t_t) in one pass (fast JVP, see ``nets.jvp``): the
+        primal keeps its autograd graph, the tangent has none."""
+        e, te = self.cond.forward_jvp(t, tt, y)  # (B, E)
+        h, th = conv_jvp(self.patchify, x, tx)  # (B, W, g, g)
+        h, th = self.tokens(h) + self.pos.to(x.dtype), self.tokens(th)  # (B, N, W)
+        for block in self.blocks:
+            h, th = block.forward_jvp(h, th, e, te)
+        h, th = linear_jvp(self.out, *self.out_norm.forward_jvp(h, th, e, te))  # (B, N, p*p*C)
+        return self.unpatchify(h), self.unpatchify(th)

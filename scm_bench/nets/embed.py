@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from scm_bench.nets.jvp import Pair, linear_jvp, silu_jvp
+
 
 def time_transform(t: torch.Tensor, kind: str, sigma_d: float) -> torch.Tensor:
     """c_noise(t): identity t (paper) | EDM log(sigma_d tan t) / 4 | 1000 t.
@@ -20,6 +22,23 @@ def time_transform(t: torch.Tensor, kind: str, sigma_d: float) -> torch.Tensor:
     if kind == "scale1000":
         return 1000 * t
     raise ValueError(f"time transform must be identity, edm or scale1000, got {kind!r}")
+
+
+def time_transform_jvp(t: torch.Tensor, tt: torch.Tensor, kind: str, sigma_d: float) -> Pair:
+    """(c_noise(t), c_noise'(t) t_t) with the analytic derivative:
+
+    identity: 1 | edm: (1 + tan^2 t) / (4 tan t) = 1 / (4 sin t cos t), 0 where the clamp binds |
+    scale1000: 1000.  t, tt: (B,).
+    """
+    c = time_transform(t, kind, sigma_d)
+    if kind == "identity":
+        return c, tt
+    if kind == "scale1000":
+        return c, 1000 * tt
+    with torch.no_grad():  # edm
+        tan = torch.tan(t)
+        dc = (1 + tan**2) / (4 * tan.clamp_min(1e-20))
+        return c, torch.where(tan >= 1e-20, dc * tt, torch.zeros_like(tt))
 
 
 class TimeEmbedding(nn.Module):
@@ -44,6 +63,16 @@ class TimeEmbedding(nn.Module):
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         arg = c[:, None] * self.freqs[None].to(c.dtype)  # (B, dim/2)
         return torch.cat([torch.cos(arg), torch.sin(arg)], dim=1)  # (B, dim)
+
+    def forward_jvp(self, c: torch.Tensor, tc: torch.Tensor) -> Pair:
+        """d/dc [cos(c f), sin(c f)] = [-sin(c f) f, cos(c f) f]; c, tc: (B,) -> (B, dim)."""
+        freqs = self.freqs[None].to(c.dtype)  # (1, dim/2)
+        arg = c[:, None] * freqs  # (B, dim/2)
+        cos, sin = torch.cos(arg), torch.sin(arg)
+        with torch.no_grad():
+            targ = tc[:, None] * freqs  # (B, dim/2)
+            tout = torch.cat([-sin * targ, cos * targ], dim=1)
+        return torch.cat([cos, sin], dim=1), tout
 
 
 class Conditioning(nn.Module):
@@ -73,3 +102,16 @@ class Conditioning(nn.Module):
                 y = torch.full((t.shape[0],), self.num_classes, device=t.device)
             e = e + self.label(y)
         return torch.nn.functional.silu(e)
+
+    def forward_jvp(self, t: torch.Tensor, tt: torch.Tensor, y: torch.Tensor | None) -> Pair:
+        """(e, t_e) for time tangent tt (B,); labels carry no tangent. -> (B, E) each."""
+        c, tc = time_transform_jvp(t, tt, self.transform, self.sigma_d)  # (B,)
+        h, th = self.embed.forward_jvp(c, tc)  # (B, E)
+        h, th = linear_jvp(self.mlp[0], h, th)
+        h, th = silu_jvp(h, th)
+        e, te = linear_jvp(self.mlp[2], h, th)
+        if self.label is not None:
+            if y is None:
+                y = torch.full((t.shape[0],), self.num_classes, device=t.device)
+            e = e + self.label(y)
+        return silu_jvp(e, te)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scm_bench.nets.jvp import linear_jvp, norm_jvp, pixel_norm_jvp
+
 
 def pixel_norm(v: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     """v / RMS(v) over the channel dim (dim 1): unit-RMS scale and shift (sCM Sec. 4.1)."""
@@ -43,13 +45,39 @@ class AdaNorm(nn.Module):
             s, b = pixel_norm(s), pixel_norm(b)
         else:
             s = 1 + s
-        shape = (
-            (x.shape[0], -1, 1, 1)
-            if self.kind == "group"
-            else (x.shape[0],) + (1,) * (x.ndim - 2) + (-1,)
-        )  # broadcast over H, W (feature maps) or over tokens
+        shape = self._broadcast_shape(x)
         h = self.norm(x) * s.reshape(shape)
         return h if b is None else h + b.reshape(shape)
+
+    def _broadcast_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        """(B, C) -> broadcast over H, W (feature maps) or over tokens."""
+        if self.kind == "group":
+            return (x.shape[0], -1, 1, 1)
+        return (x.shape[0],) + (1,) * (x.ndim - 2) + (-1,)
+
+    def forward_jvp(self, x: torch.Tensor, tx: torch.Tensor, e: torch.Tensor, te: torch.Tensor):
+        """(y, t_y) by the product rule: t_y = t_norm * s + norm(x) * t_s (+ t_b).
+
+        double: (s, t_s), (b, t_b) = pixel_norm_jvp of the projection halves; single / scale:
+        s = 1 + s', t_s = t_s'. Shapes as in ``forward``; e, te: (B, E).
+        """
+        sb, tsb = linear_jvp(self.proj, e, te)  # (B, C) or (B, 2C)
+        if self.mode == "scale":
+            (s, ts), (b, tb) = (1 + sb, tsb), (None, None)
+        else:
+            (s, b), (ts, tb) = sb.chunk(2, dim=1), tsb.chunk(2, dim=1)  # (B, C) each
+            if self.mode == "double":
+                (s, ts), (b, tb) = pixel_norm_jvp(s, ts), pixel_norm_jvp(b, tb)
+            else:
+                s = 1 + s
+        shape = self._broadcast_shape(x)
+        n, tn = norm_jvp(self.norm, x, tx)
+        h = n * s.reshape(shape)
+        with torch.no_grad():  # two passes over (B, C, ...): (t_b + n t_s) + t_n s
+            ts, nd = ts.reshape(shape), n.detach()
+            th = nd * ts if tb is None else torch.addcmul(tb.reshape(shape), nd, ts)
+            th.addcmul_(tn, s.detach().reshape(shape))
+        return (h, th) if b is None else (h + b.reshape(shape), th)
 
 
 def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

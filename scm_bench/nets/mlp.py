@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from scm_bench.nets.embed import Conditioning
+from scm_bench.nets.jvp import Pair, dropout_jvp, linear_jvp, silu_jvp
 from scm_bench.nets.layers import AdaNorm
 
 
@@ -21,6 +22,13 @@ class MLPBlock(nn.Module):
     def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         a = self.fc1(nn.functional.silu(self.norm(h, e)))
         return h + self.fc2(self.drop(nn.functional.silu(a)))
+
+    def forward_jvp(self, h: torch.Tensor, th: torch.Tensor, e: torch.Tensor, te: torch.Tensor):
+        """``forward`` on (primal, tangent) pairs; one dropout mask for both. (B, W) each."""
+        a, ta = silu_jvp(*self.norm.forward_jvp(h, th, e, te))
+        a, ta = silu_jvp(*linear_jvp(self.fc1, a, ta))
+        a, ta = linear_jvp(self.fc2, *dropout_jvp(self.drop, a, ta))
+        return h + a, th + ta
 
 
 class MLP(nn.Module):
@@ -56,3 +64,19 @@ class MLP(nn.Module):
         for block in self.blocks:
             h = block(h, e)
         return self.out(nn.functional.silu(self.out_norm(h, e)))  # (B, dim)
+
+    def forward_jvp(
+        self,
+        x: torch.Tensor,
+        tx: torch.Tensor,
+        t: torch.Tensor,
+        tt: torch.Tensor,
+        y: torch.Tensor | None = None,
+    ) -> Pair:
+        """(F(x, t, y), J_x F t_x + dF/dt t_t) in one pass (fast JVP, see ``nets.jvp``)."""
+        e, te = self.cond.forward_jvp(t, tt, y)  # (B, E)
+        h, th = linear_jvp(self.inp, x, tx)  # (B, W)
+        for block in self.blocks:
+            h, th = block.forward_jvp(h, th, e, te)
+        h, th = silu_jvp(*self.out_norm.forward_jvp(h, th, e, te))
+        return linear_jvp(self.out, h, th)  # (B, dim)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from scm_bench.nets.attention import attention_jvp
 from scm_bench.nets.embed import Conditioning
+from scm_bench.nets.jvp import Pair, apply_linear_op, conv_jvp, dropout_jvp, silu_jvp
 from scm_bench.nets.layers import AdaNorm, math_attention
 
 
@@ -26,6 +28,15 @@ class ResBlock(nn.Module):
         h = self.conv2(self.drop(nn.functional.silu(self.norm2(h, e))))
         return self.skip(x) + h
 
+    def forward_jvp(self, x: torch.Tensor, tx: torch.Tensor, e: torch.Tensor, te: torch.Tensor):
+        """``forward`` on (primal, tangent) pairs; one dropout mask for both."""
+        h, th = conv_jvp(self.conv1, *silu_jvp(*self.norm1.forward_jvp(x, tx, e, te)))
+        h, th = silu_jvp(*self.norm2.forward_jvp(h, th, e, te))
+        h, th = conv_jvp(self.conv2, *dropout_jvp(self.drop, h, th))
+        if isinstance(self.skip, nn.Conv2d):
+            x, tx = conv_jvp(self.skip, x, tx)
+        return x + h, tx + th
+
 
 class AttnBlock(nn.Module):
     """x + proj(attention(q, k, v)) over the H*W positions, ``heads`` heads."""
@@ -43,6 +54,24 @@ class AttnBlock(nn.Module):
         q, k, v = qkv.transpose(-2, -1).unbind(1)  # each (B, heads, HW, C/heads)
         a = self.attend(q, k, v)  # (B, heads, HW, C/heads)
         return x + self.proj(a.transpose(-2, -1).reshape(b, c, h, w))
+
+    def forward_jvp(self, x: torch.Tensor, tx: torch.Tensor, e: torch.Tensor, te: torch.Tensor):
+        """``forward`` on (primal, tangent) pairs (attention tangent: ``attention_jvp``)."""
+        b, c, h, w = x.shape
+        qkv, tqkv = conv_jvp(self.qkv, *self.norm.forward_jvp(x, tx, e, te))
+        split = lambda z: z.reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-2, -1)
+        qkv, tqkv = split(qkv).unbind(1), split(tqkv).unbind(1)  # each (B, heads, HW, C/heads)
+        a, ta = attention_jvp(self.attend, *qkv, *tqkv)  # (B, heads, HW, C/heads)
+        merge = lambda z: z.transpose(-2, -1).reshape(b, c, h, w)
+        a, ta = conv_jvp(self.proj, merge(a), merge(ta))
+        return x + a, tx + ta
+
+
+def layer_jvp(layer: nn.Module, h: torch.Tensor, th: torch.Tensor, e, te) -> Pair:
+    """A U-Net layer on (primal, tangent): blocks take the embedding, resampling does not."""
+    if isinstance(layer, (ResBlock, AttnBlock)):
+        return layer.forward_jvp(h, th, e, te)
+    return apply_linear_op(layer, h, th)  # AvgPool2d / Upsample: linear, parameter-free
 
 
 class UNet(nn.Module):
@@ -127,3 +156,34 @@ class UNet(nn.Module):
             else:
                 h = layer(h)
         return self.conv_out(nn.functional.silu(self.out_norm(h, e)))
+
+    def forward_jvp(
+        self,
+        x: torch.Tensor,
+        tx: torch.Tensor,
+        t: torch.Tensor,
+        tt: torch.Tensor,
+        y: torch.Tensor | None = None,
+    ) -> Pair:
+        """(F(x, t, y), J_x F t_x + dF/dt t_t) in one pass (fast JVP, see ``nets.jvp``).
+
+        The same walk as ``forward``, on (primal, tangent) pairs; skips hold pairs too.
+        """
+        e, te = self.cond.forward_jvp(t, tt, y)  # (B, E)
+        h, th = conv_jvp(self.conv_in, x, tx)  # (B, W, H, W)
+        skips = [(h, th)]
+        for layer in self.enc:
+            h, th = layer_jvp(layer, h, th, e, te)
+            if isinstance(layer, AttnBlock):
+                skips[-1] = (h, th)  # the skip is taken after the level's attention
+            else:
+                skips.append((h, th))
+        for layer in self.mid:
+            h, th = layer.forward_jvp(h, th, e, te)
+        for layer in self.dec:
+            if isinstance(layer, ResBlock):
+                s, ts = skips.pop()
+                h, th = torch.cat([h, s], dim=1), torch.cat([th, ts], dim=1)
+            h, th = layer_jvp(layer, h, th, e, te)
+        h, th = silu_jvp(*self.out_norm.forward_jvp(h, th, e, te))
+        return conv_jvp(self.conv_out, h, th)

@@ -102,9 +102,12 @@ class JVPSpec(Section):
     precision: Literal["float32", "bfloat16", "float16"] = Field(
         "float32", description="Precision of the JVP pass (weights and inputs cast to it)."
     )
-    backend: Literal["autograd", "finite_difference"] = Field(
-        "autograd",
-        description="autograd: torch.func.jvp | finite_difference: float64 central difference.",
+    backend: Literal["fast", "autograd", "finite_difference"] = Field(
+        "fast",
+        description="fast: JVP-aware layers give F and its tangent in one pass, which with "
+        "student.target=stopgrad is also the gradient pass (float16/bfloat16 JVPs fall back to "
+        "autograd) | autograd: torch.func.jvp (reference) | finite_difference: float64 central "
+        "difference.",
     )
 
 

@@ -47,6 +47,36 @@ def load_teacher(spec: TrialSpec, teacher_dir: Path, data: Dataset, device) -> t
     return teacher.to(device).eval().requires_grad_(False)
 
 
+def build_loss(
+    spec: TrialSpec,
+    sigma_d: float,
+    adaptive: AdaptiveWeight | None = None,  # None = fixed weight (weighting.adaptive off)
+    teacher: torch.nn.Module | None = None,  # required for method=scd
+) -> TeacherLoss | SCMLoss:
+    """The trial's objective: the TrigFlow teacher loss or the sCT / sCD loss (jvp.* switches)."""
+    if spec.method == "teacher":
+        return TeacherLoss(
+            sigma_d, spec.proposal.p_mean, spec.proposal.p_std, spec.train.label_dropout
+        )
+    return SCMLoss(
+        sigma_d,
+        spec.method,
+        p_mean=spec.proposal.p_mean,
+        p_std=spec.proposal.p_std,
+        tangent_mode=spec.tangent.mode,
+        tangent_norm=spec.tangent.norm,
+        tangent_c=spec.tangent.c,
+        warmup_steps=spec.tangent.warmup_steps,
+        ordering=spec.jvp.ordering,
+        precision=spec.jvp.precision,
+        backend=spec.jvp.backend,
+        prior=spec.weighting.prior,
+        adaptive=adaptive,
+        teacher=teacher if spec.method == "scd" else None,
+        guidance=spec.student.guidance,
+    )
+
+
 def build_parts(spec: TrialSpec, teacher_dir: Path | None = None) -> Parts:
     device = pick_device(spec.device)
     torch.manual_seed(spec.seed)
@@ -62,30 +92,9 @@ def build_parts(spec: TrialSpec, teacher_dir: Path | None = None) -> Parts:
     ema = make_ema(net)
     params = list(net.parameters())
     adaptive = None
-    if spec.method == "teacher":
-        loss = TeacherLoss(
-            data.sigma_d, spec.proposal.p_mean, spec.proposal.p_std, spec.train.label_dropout
-        )
-    else:
-        if spec.weighting.adaptive:
-            adaptive = AdaptiveWeight().to(device)
-            params += list(adaptive.parameters())
-        loss = SCMLoss(
-            data.sigma_d,
-            spec.method,
-            p_mean=spec.proposal.p_mean,
-            p_std=spec.proposal.p_std,
-            tangent_mode=spec.tangent.mode,
-            tangent_norm=spec.tangent.norm,
-            tangent_c=spec.tangent.c,
-            warmup_steps=spec.tangent.warmup_steps,
-            ordering=spec.jvp.ordering,
-            precision=spec.jvp.precision,
-            backend=spec.jvp.backend,
-            prior=spec.weighting.prior,
-            adaptive=adaptive,
-            teacher=teacher if spec.method == "scd" else None,
-            guidance=spec.student.guidance,
-        )
+    if spec.method != "teacher" and spec.weighting.adaptive:
+        adaptive = AdaptiveWeight().to(device)
+        params += list(adaptive.parameters())
+    loss = build_loss(spec, data.sigma_d, adaptive, teacher)
     opt = torch.optim.Adam(params, lr=spec.train.lr, betas=(0.9, spec.train.beta2))
     return Parts(spec, device, data, net, ema, adaptive, teacher, loss, opt)
