@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
@@ -213,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     from scm_bench.spec.load import SpecError
 
     args = parser().parse_args(argv)
+    # torch.func.jvp loads TorchScript decompositions on first use and warns about its own
+    # internals; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     try:
         return args.fn(args)
     except SpecError as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -131,3 +132,15 @@ def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(ray_cluster,
         ]
         assert steps == sorted(set(steps)), "history has duplicated or lost rows"
         assert steps[-1] == 60
+
+
+def test_search_spec_tunes_with_optuna_and_reports_the_best(ray_cluster, tmp_path):
+    spec = load_spec(ROOT / "ablations" / "tune_tangent.yaml",
+                     FAST + ["search.num_samples=2"])  # fmt: skip
+    df = run(spec, expand(spec), tmp_path / "run", teacher_cache=tmp_path / "t", echo=quiet)
+    assert len(df) == 2 and (df["status"] == "ok").all()
+    assert df["tangent.c"].nunique() == 2  # Optuna proposed two different settings
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["metric"] == "swd_2step" and best["mode"] == "min"
+    assert best["value"] == pytest.approx(df["swd_2step"].min())
+    assert set(best["params"]) == {"tangent.c", "tangent.warmup_steps", "train.lr"}

@@ -200,3 +200,13 @@ def test_search_metric_must_be_a_directed_result_column(capsys, metric, hint):
     spec = str(ROOT / "ablations" / "tune_tangent.yaml")
     rc, out = run_cli(["validate", spec, "--set", f"search.metric={metric}"], capsys)
     assert rc == 2 and "search.metric" in out and hint in out
+
+
+def test_students_differing_only_in_student_settings_share_one_teacher():
+    a = TrialSpec.model_validate({"method": "scd", "tangent": {"mode": "raw"}})
+    b = TrialSpec.model_validate({"method": "scd", "attention": {"jvp": "autograd"},
+                                  "jvp": {"ordering": "naive"}})  # fmt: skip
+    c = TrialSpec.model_validate({"method": "scd", "net": {"adagn": "single"}})
+    assert a.teacher_trial().digest() == b.teacher_trial().digest()
+    assert a.teacher_trial().digest() != c.teacher_trial().digest()
+    assert a.teacher_trial().method == "teacher" and a.teacher_trial().seed == a.seed

@@ -50,7 +50,7 @@ class NetSpec(Section):
         (1, 2), description="U-Net: channel multiplier per level."
     )
     attn_resolutions: tuple[int, ...] = Field(
-        (4,), description="U-Net: resolutions with self-attention (math attention)."
+        (4,), description="U-Net: resolutions with self-attention (see attention.jvp)."
     )
     patch_size: int = Field(2, ge=1, description="DiT: patch size.")
     heads: int = Field(4, ge=1, description="DiT / U-Net attention heads.")
@@ -113,7 +113,7 @@ class JVPSpec(Section):
 
 class AttentionSpec(Section):
     jvp: Literal["fused", "autograd"] = Field(
-        "autograd",
+        "fused",
         description="fused: blockwise flash-attention JVP | autograd: forward AD through math "
         "attention (O(N^2) memory).",
     )
@@ -224,8 +224,8 @@ class TrialSpec(Section):
     def teacher_trial(self) -> TrialSpec:
         """The teacher this student starts from or distils: same data, net and seed.
 
-        Student-only sections are reset to defaults so students differing only in those share
-        one teacher (and one cache entry).
+        Student-only sections (and the attention JVP) are reset to defaults so students
+        differing only in those share one teacher (and one cache entry).
         """
         train = self.train.model_copy(
             update={
@@ -240,7 +240,7 @@ class TrialSpec(Section):
             device=self.device,
             data=self.data,
             net=self.net,
-            attention=self.attention,
+            attention=AttentionSpec(),  # the attention JVP never enters teacher training
             proposal=self.proposal,
             train=train,
             teacher=self.teacher,
