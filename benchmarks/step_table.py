@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,6 +34,8 @@ from test_bench_step import (  # noqa: E402
     peak_memory_bytes,
     sampler,
 )
+
+from scm_bench.report.meta import cpu_name  # noqa: E402
 
 LABELS = {
     "teacher": "teacher (TrigFlow)",
@@ -60,16 +61,6 @@ def median_ms(fns: dict, rounds: int, warmup: int = 2) -> dict[str, tuple[float,
         name: tuple(statistics.median(t[i] for t in ts) * 1e3 for i in (0, 1))
         for name, ts in times.items()
     }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def step_rows(net: str, rounds: int) -> list[str]:
