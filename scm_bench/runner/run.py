@@ -311,7 +311,8 @@ def finish(spec, trials, out_dir: Path, teacher_dirs: dict, wall: float, echo) -
         + f" ({wall:.0f}s); results: {out_dir / 'results.csv'}"
     )
     for _, row in df[~df["status"].isin(FINISHED)].iterrows():
-        echo(f"  {row['trial_id']}: {row['status']}: {row.get('error', '')}")
+        why = row.get("error")
+        echo(f"  {row['trial_id']}: {row['status']}" + (f": {why}" if isinstance(why, str) else ""))
     for _, row in df[df["status"] == "diverged"].iterrows():
         echo(
             f"  {row['trial_id']}: diverged at step {row['diverged_step']}: {row['diverged_what']}"
