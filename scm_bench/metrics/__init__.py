@@ -24,14 +24,13 @@ from scm_bench.metrics.registry import (
     get,
     list_metrics,
     register,
-    suggest,
 )
 from scm_bench.metrics.stability import summarize_trial
 
 __all__ = [
     "REGISTRY", "Metric", "MetricNotApplicable", "MissingWeights", "UnknownMetric", "base_name",
     "check_available", "default_sample_metrics", "evaluate_samples", "family", "get",
-    "list_metrics", "register", "suggest", "summarize_trial",
+    "list_metrics", "register", "summarize_trial",
 ]  # fmt: skip
 
 IMAGES = ("digits", "cifar10", "image_folder")  # dataset families with FID / KID

@@ -8,9 +8,10 @@ specs need no special cases. A metric may stand behind several result columns: a
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from scm_bench.errors import did_you_mean
 
 KINDS = ("sample", "stability", "cost")
 AGGREGATES = ("mean", "median", "max", "min", "sum")
@@ -47,17 +48,12 @@ class UnknownMetric(KeyError, ValueError):
         return str(self.args[0]) if self.args else ""
 
 
-def suggest(name: str, choices) -> str:
-    """' (did you mean X?)' for a near match, else ''."""
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def get(name: str) -> Metric:
     """The registered metric of this name; UnknownMetric with a near match otherwise."""
     if name not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
-        raise UnknownMetric(f"unknown metric {name!r}{suggest(name, REGISTRY)}; known: {known}")
+        hint = did_you_mean(name, REGISTRY)
+        raise UnknownMetric(f"unknown metric {name!r}{hint}; known: {known}")
     return REGISTRY[name]
 
 

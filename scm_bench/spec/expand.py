@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from scm_bench.errors import did_you_mean
 from scm_bench.spec.ablation import AblationSpec
-from scm_bench.spec.load import SpecError, _near, format_errors, set_path
+from scm_bench.spec.load import SpecError, format_errors, set_path
 from scm_bench.spec.schema import TrialSpec, field_docs
 
 LEAF_PATHS = [row[0] for row in field_docs()]
@@ -32,7 +33,7 @@ def check_path(path: str, where: str, field: str) -> None:
     """An axis / search path must name a leaf setting of the trial spec."""
     if path not in LEAF_PATHS:
         raise SpecError(
-            [f"{where}: {field}.{path}: unknown trial setting{_near(path, LEAF_PATHS)}"]
+            [f"{where}: {field}.{path}: unknown trial setting{did_you_mean(path, LEAF_PATHS)}"]
         )
 
 
@@ -48,18 +49,14 @@ def check_search_metric(column: str, samplers: tuple[str, ...], where: str) -> N
             raise SpecError(
                 [
                     f"{where}: search.metric: {column!r} is not a result column"
-                    f"{_near(column, allowed)}; allowed: {', '.join(allowed)}"
+                    f"{did_you_mean(column, allowed)}; allowed: {', '.join(allowed)}"
                 ]
             )
-    if name not in metrics.REGISTRY:
-        known = sorted(metrics.REGISTRY)
-        raise SpecError(
-            [
-                f"{where}: search.metric: unknown metric {column!r}"
-                f"{_near(name, known)}; known: {', '.join(known)}"
-            ]
-        )
-    if metrics.get(name).higher_is_better is None:
+    try:
+        metric = metrics.get(name)
+    except metrics.UnknownMetric as err:
+        raise SpecError([f"{where}: search.metric: {err}"]) from None
+    if metric.higher_is_better is None:
         raise SpecError(
             [
                 f"{where}: search.metric: {column!r} has no better direction; "

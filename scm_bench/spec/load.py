@@ -7,13 +7,13 @@ Every problem becomes one line ``FILE: yaml.path: what is wrong; what is allowed
 from __future__ import annotations
 
 import copy
-import difflib
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from scm_bench.errors import did_you_mean
 from scm_bench.spec.ablation import AblationSpec
 
 
@@ -23,11 +23,6 @@ class SpecError(Exception):
     def __init__(self, lines: list[str]):
         super().__init__("\n".join(lines))
         self.lines = lines
-
-
-def _near(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
@@ -53,12 +48,12 @@ def format_errors(
         if e["type"] == "extra_forbidden":
             owner = _model_at(model, loc[:-1])
             allowed = sorted(owner.model_fields)
-            msg = f"unknown key{_near(loc[-1], allowed)}; allowed: {', '.join(allowed)}"
+            msg = f"unknown key{did_you_mean(loc[-1], allowed)}; allowed: {', '.join(allowed)}"
         elif e["type"] == "literal_error":
             allowed = e["ctx"]["expected"]
             msg = f"{bad!r} is not allowed; allowed: {allowed}"
             options = [a.strip(" '") for a in allowed.replace(" or ", ",").split(",")]
-            msg += _near(bad, options)
+            msg += did_you_mean(bad, options)
         elif e["type"] == "missing":
             msg = "required field is missing"
         else:
