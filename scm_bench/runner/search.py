@@ -10,7 +10,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from scm_bench import metrics
-from scm_bench.results import trial_outcome, write_results
+from scm_bench.results import result_row, trial_outcome
 from scm_bench.spec.ablation import AblationSpec, SearchParam
 from scm_bench.spec.expand import Trial, trial_id
 from scm_bench.spec.schema import TrialSpec
@@ -90,8 +90,7 @@ def tune_search(
 
 def search_rows(spec: AblationSpec, out_dir: Path, teacher_dirs: dict) -> list[dict]:
     """One row per searched trial, with the searched parameters as axis columns."""
-    from scm_bench.results import result_row
-
+    tdir = next(iter(teacher_dirs.values()), None)  # the base trial's teacher, used by all
     rows = []
     for trial_dir in sorted(p for p in (out_dir / "trials").iterdir() if p.is_dir()):
         if not (trial_dir / "trial.json").exists() or trial_outcome(trial_dir) is None:
@@ -105,7 +104,6 @@ def search_rows(spec: AblationSpec, out_dir: Path, teacher_dirs: dict) -> list[d
                 node = node[part]
             axes[path] = node
         t = Trial(trial_id(spec.name, axes, ts.seed, ts), "search", axes, ts.seed, ts)
-        tdir = next(iter(teacher_dirs.values()), None)
         row = result_row(t, trial_dir, tdir)
         row["variant"] = ",".join(
             f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in axes.items()
@@ -114,4 +112,4 @@ def search_rows(spec: AblationSpec, out_dir: Path, teacher_dirs: dict) -> list[d
     return rows
 
 
-__all__ = ["tune_search", "search_rows", "write_results"]
+__all__ = ["tune_search", "search_rows"]
