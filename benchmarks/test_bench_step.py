@@ -27,35 +27,35 @@ import pytest
 import torch
 from test_bench_attention import peak_memory_bytes
 
+from scm_bench.core.losses import GuidedTeacher
 from scm_bench.core.sampling import ode_nfe, sample_consistency, sample_ode
 from scm_bench.core.weighting import AdaptiveWeight
 from scm_bench.data import load_dataset
 from scm_bench.nets import build_net
-from scm_bench.spec.load import deep_merge, resolve_bases
-from scm_bench.spec.schema import TrialSpec
+from scm_bench.spec import TrialSpec, load_trials
 from scm_bench.train.setup import build_loss
 
 ABLATIONS = Path(__file__).resolve().parents[1] / "ablations"
 BATCH, CI_BATCH = 128, 8
-NETS = {  # name -> (spec whose resolved trial is used, overrides)
+NETS = {  # name -> (spec whose trial is used, that trial's axis values)
     "unet": ("base/digits_sct.yaml", {}),  # the digits U-Net, math attention at 4x4
-    "dit": ("attention_jvp.yaml", {"attention": {"jvp": "fused"}}),  # that spec's baseline
-    "dit_math": ("attention_jvp.yaml", {"attention": {"jvp": "autograd"}}),  # math attention
+    "dit": ("attention_jvp.yaml", {"attention.kernel": "flash"}),  # that spec's baseline
+    "dit_math": ("attention_jvp.yaml", {"attention.kernel": "math"}),  # math attention
 }
-STEPS = {  # step name -> trial overrides
-    "teacher": {"method": "teacher"},
-    "sct": {"method": "sct"},
-    "sct_autograd": {"method": "sct", "jvp": {"backend": "autograd"}},
-    "scd": {"method": "scd"},
+STEPS = {  # step name -> --set overrides
+    "teacher": ["method=teacher"],
+    "sct": ["method=sct"],
+    "sct_autograd": ["method=sct", "jvp.backend=autograd"],
+    "scd": ["method=scd"],
 }
 TEACHER_SOLVER, TEACHER_STEPS = "heun", 18  # 35 NFE, the paper's CIFAR-10 teacher budget
 
 
 def trial_spec(net: str, step: str) -> TrialSpec:
-    """The net's digits trial (its spec file, bases resolved) with the step's overrides, CPU."""
-    path, over = NETS[net]
-    trial = deep_merge(resolve_bases(ABLATIONS / path)["trial"], over)
-    return TrialSpec.model_validate(deep_merge(trial, STEPS[step] | {"device": "cpu"}))
+    """The net's digits trial (loaded as `scm-bench run` loads it) with the step's overrides."""
+    path, axes = NETS[net]
+    trials = load_trials(ABLATIONS / path, [*STEPS[step], "device=cpu"]).trials
+    return next(t.spec for t in trials if t.axes == axes)
 
 
 def perturbed(net: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -80,6 +80,7 @@ class StepBench:
         self.net = copy.deepcopy(self.teacher).requires_grad_(True).train()
         self.adaptive = AdaptiveWeight().to(dtype) if spec.method != "teacher" else None
         self.loss = build_loss(spec, data.sigma_d, self.adaptive, self.teacher)
+        assert spec.method != "scd" or isinstance(self.loss.teacher, GuidedTeacher)
         params = list(self.net.parameters())
         params += list(self.adaptive.parameters()) if self.adaptive is not None else []
         self.opt = torch.optim.Adam(params, lr=spec.train.lr)

@@ -16,20 +16,17 @@ def _sets(args) -> list[str]:
 
 
 def cmd_validate(args) -> int:
-    from scm_bench.spec.expand import expand
-    from scm_bench.spec.load import load_spec
+    from scm_bench.spec import load_trials
 
     for path in args.specs:
-        spec = load_spec(path, _sets(args))
-        print(f"{path}: ok ({len(expand(spec))} trials)")
+        print(f"{path}: ok ({len(load_trials(path, _sets(args)).trials)} trials)")
     return 0
 
 
 def cmd_expand(args) -> int:
-    from scm_bench.spec.expand import expand
-    from scm_bench.spec.load import load_spec
+    from scm_bench.spec import load_trials
 
-    trials = expand(load_spec(args.spec, _sets(args)), where=args.spec)
+    trials = load_trials(args.spec, _sets(args)).trials
     if args.json:
         print(
             json.dumps(
@@ -79,28 +76,13 @@ def cmd_ls(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from pydantic import ValidationError
-
-    from scm_bench.spec.load import SpecError, apply_sets, format_errors, read_yaml
-    from scm_bench.spec.schema import TrialSpec
+    from scm_bench.spec import load_trials
     from scm_bench.train.loop import train_trial
 
-    data = read_yaml(Path(args.config))
-    if "trial" in data or "name" in data:  # an ablation spec: its first trial
-        from scm_bench.spec.expand import expand
-        from scm_bench.spec.load import load_spec
-
-        spec = expand(load_spec(args.config, _sets(args)), where=args.config)[0].spec
-    else:
-        data = apply_sets({"trial": data}, _sets(args))["trial"]
-        try:
-            spec = TrialSpec.model_validate(data)
-        except ValidationError as err:
-            raise SpecError(format_errors(err, args.config, TrialSpec)) from None
-    out = Path(args.out)
+    spec = load_trials(args.config, _sets(args)).trials[0].spec  # a spec's first trial
     result = train_trial(
         spec,
-        out,
+        Path(args.out),
         on_log=lambda r: print(
             f"step {r['step']}: loss {r['loss']:.4g} grad_norm {r['grad_norm']:.3g}", flush=True
         ),
@@ -111,16 +93,15 @@ def cmd_train(args) -> int:
 
 def cmd_run(args) -> int:
     from scm_bench.runner.run import run
-    from scm_bench.spec.expand import expand
-    from scm_bench.spec.load import load_spec
+    from scm_bench.spec import load_trials
 
-    spec = load_spec(args.spec, _sets(args))
-    trials = expand(spec, where=args.spec)
+    loaded = load_trials(args.spec, _sets(args))
+    spec = loaded.spec
     out = Path(args.out) if args.out else Path("runs") / spec.name
-    print(f"{spec.name}: {len(trials)} trial(s) -> {out}")
+    print(f"{spec.name}: {len(loaded.trials)} trial(s) -> {out}")
     df = run(
         spec,
-        trials,
+        loaded.trials,
         out,
         address=args.address,
         dashboard=args.dashboard,
@@ -132,11 +113,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from scm_bench.errors import RunError
     from scm_bench.report import write_report
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "results.csv").exists():
-        raise FileNotFoundError(f"{run_dir}: no results.csv; is this a run directory?")
+        raise RunError(f"{run_dir}: no results.csv; is this a run directory?")
     md, html = write_report(run_dir)
     print(f"wrote {md} and {html}")
     return 0
@@ -208,10 +190,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from scm_bench.data import DataError
-    from scm_bench.errors import RunError
-    from scm_bench.metrics import UnknownMetric
-    from scm_bench.spec.load import SpecError
+    from scm_bench.errors import UserError
 
     args = parser().parse_args(argv)
     # torch.func.jvp loads TorchScript decompositions on first use and warns about its own
@@ -219,12 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     try:
         return args.fn(args)
-    except SpecError as err:
+    except UserError as err:
         for line in err.lines:
             print(f"error: {line}", file=sys.stderr)
-    except (DataError, UnknownMetric, FileNotFoundError, RunError) as err:
-        msg = err.args[0] if err.args else str(err)
-        print(f"error: {msg}", file=sys.stderr)
     return EXIT_USER_ERROR
 
 

@@ -1,4 +1,9 @@
-"""User-fixable errors found before training; the CLI prints them as one line and exits 2."""
+"""User-fixable errors, all in one place. The CLI prints each as one line and exits 2.
+
+Every class here derives from ``UserError``: a problem the user can fix (a spec, a flag, a
+missing file, a resource the cluster lacks), found before training where possible. Anything
+else is a bug and keeps its traceback.
+"""
 
 import difflib
 
@@ -9,5 +14,44 @@ def did_you_mean(word, choices) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-class RunError(Exception):
-    """A run cannot start: resources the cluster lacks, missing data or weights."""
+class UserError(Exception):
+    """Base of every user-fixable error; ``lines`` are printed one per line."""
+
+    @property
+    def lines(self) -> list[str]:
+        return [str(self.args[0])] if self.args else [type(self).__name__]
+
+
+class SpecError(UserError):
+    """Problems with a spec or an override, one line each: ``FILE: yaml.path: what; allowed``."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self._lines = list(lines)
+
+    @property
+    def lines(self) -> list[str]:
+        return self._lines
+
+
+class RunError(UserError):
+    """A run cannot start: resources the cluster lacks, a device that is not there."""
+
+
+class DataError(UserError, ValueError):
+    """A user-fixable problem with a dataset (missing folder, malformed files)."""
+
+
+class UnknownMetric(UserError, KeyError, ValueError):
+    """A metric name nobody registered (message carries a near-match suggestion)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MetricNotApplicable(UserError, ValueError):
+    """A sample metric asked for a dataset it does not apply to."""
+
+
+class MissingWeights(UserError, ValueError):
+    """A feature network's weights file is absent (never downloaded); says how to provide it."""

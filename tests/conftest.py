@@ -48,11 +48,10 @@ def ray_cluster():
 def quickstart_run(ray_cluster, tmp_path_factory):
     """ablations/quickstart.yaml run through Ray at test size: (run dir, trials, results)."""
     from scm_bench.runner.run import run
-    from scm_bench.spec.expand import expand
-    from scm_bench.spec.load import load_spec
+    from scm_bench.spec import load_trials
 
     base = tmp_path_factory.mktemp("quickstart")
-    spec = load_spec(ROOT / "ablations" / "quickstart.yaml", FAST)
-    trials = expand(spec)
+    loaded = load_trials(ROOT / "ablations" / "quickstart.yaml", FAST)
+    spec, trials = loaded.spec, loaded.trials
     df = run(spec, trials, base / "run", teacher_cache=base / "teachers", echo=lambda *_: None)
     return base / "run", trials, df

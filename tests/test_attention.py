@@ -127,15 +127,15 @@ def test_low_precision_inputs_accumulate_in_float32(dtype):
 
 
 def test_make_attend_picks_the_op_and_names_the_field_on_a_bad_value():
-    assert make_attend("autograd", 64) is math_attention
-    fused = make_attend("fused", 32)
+    assert make_attend("math", 64) is math_attention
+    fused = make_attend("flash", 32)
     assert pickle.loads(pickle.dumps(fused)).block_size == 32  # nets holding it pickle
     primals, _ = qkv_and_tangents(SHAPES[1])
     assert rel_err(fused(*primals), math_attention(*primals)) < 1e-12
-    with pytest.raises(ValueError, match=r"attention\.jvp.*'flash'"):
-        make_attend("flash", 64)
+    with pytest.raises(ValueError, match=r"attention\.kernel.*flash, math.*'fused'"):
+        make_attend("fused", 64)
     with pytest.raises(ValueError, match=r"attention\.block_size"):
-        make_attend("fused", 0)
+        make_attend("flash", 0)
 
 
 def small_dit(
@@ -164,7 +164,7 @@ def dit_inputs(batch=3):
 @pytest.mark.parametrize("time_embedding", ["positional", "fourier"])
 @pytest.mark.parametrize("adagn", ["double", "single", "scale"])
 def test_dit_jvp_equals_float64_central_difference(adagn, time_embedding):
-    net = small_dit(adagn, time_embedding, attend=make_attend("fused", 5))  # 16 tokens, block 5
+    net = small_dit(adagn, time_embedding, attend=make_attend("flash", 5))  # 16 tokens, block 5
     (x, t), (tx, tt) = dit_inputs()
     out, tangent = torch.func.jvp(net, (x, t), (tx, tt))
     eps = 1e-6
@@ -176,7 +176,7 @@ def test_dit_jvp_equals_float64_central_difference(adagn, time_embedding):
 
 def test_dit_fused_and_autograd_attention_agree_on_outputs_tangents_and_gradients():
     math_net = small_dit("double", classes=10)
-    fused_net = small_dit("double", classes=10, attend=make_attend("fused", 6))
+    fused_net = small_dit("double", classes=10, attend=make_attend("flash", 6))
     fused_net.load_state_dict(math_net.state_dict())
     (x, t), tangents = dit_inputs()
     labels = torch.tensor([0, 3, 10])  # 10 = the null label
@@ -205,11 +205,11 @@ def test_attention_jvp_pair_for_the_fast_path(attend, grad):
 
 
 @pytest.mark.parametrize("adagn", ["double", "single", "scale"])
-@pytest.mark.parametrize("jvp", ["fused", "autograd"])
-def test_dit_fast_forward_jvp_equals_func_jvp_and_trains_like_forward(jvp, adagn):
+@pytest.mark.parametrize("kernel", ["flash", "math"])
+def test_dit_fast_forward_jvp_equals_func_jvp_and_trains_like_forward(kernel, adagn):
     """The one-pass forward_jvp (dropout 0.3, same RNG state) gives func.jvp's F and tangent,
     and F's gradient equals that of the plain forward."""
-    net = small_dit(adagn, classes=10, attend=make_attend(jvp, 5), dropout=0.3).train()
+    net = small_dit(adagn, classes=10, attend=make_attend(kernel, 5), dropout=0.3).train()
     (x, t), (tx, tt) = dit_inputs()
     labels = torch.tensor([0, 3, 10])
     rng = torch.get_rng_state()

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from scm_bench.core import losses
-from scm_bench.core.jvp import RngSnapshot, tangent_of_net
-from scm_bench.core.losses import SCMLoss, TeacherLoss
-from scm_bench.core.tangent import scm_tangent, shape_tangent, warmup_ratio
-from scm_bench.core.trigflow import consistency_fn
+from scm_bench.core.jvp import JVPConfig, RngSnapshot, tangent_of_net
+from scm_bench.core.losses import GuidedTeacher, SCMLoss, TeacherLoss
+from scm_bench.core.tangent import TangentConfig, scm_tangent, shape_tangent, warmup_ratio
+from scm_bench.core.trigflow import Proposal, consistency_fn
 from scm_bench.core.weighting import AdaptiveWeight
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -51,7 +51,7 @@ def test_rearranged_and_naive_orderings_give_the_same_g_in_float64(arch, r):
     g = {}
     for ordering in ("rearranged", "naive"):
         f, cs_dfdt = tangent_of_net(
-            net, x_t, t, dxdt, SIGMA_D, ordering=ordering, precision="float64"
+            net, x_t, t, dxdt, SIGMA_D, cfg=JVPConfig(ordering=ordering, precision="float64")
         )
         g[ordering] = scm_tangent(x_t, t, f, dxdt, cs_dfdt, SIGMA_D, r)
     assert g["naive"].abs().max() > 1e-2
@@ -129,9 +129,14 @@ def test_scm_loss_and_gradient_equal_algorithm1(
     ref_net, ref_adaptive = copy.deepcopy(net), copy.deepcopy(adaptive)
 
     loss_fn = SCMLoss(
-        SIGMA_D, method, tangent_mode=mode, tangent_norm=norm, warmup_steps=warmup,
-        precision="float64", prior=prior, adaptive=adaptive, teacher=teacher,
-    )  # fmt: skip
+        SIGMA_D,
+        method,
+        prior=prior,
+        adaptive=adaptive,
+        teacher=GuidedTeacher(teacher),
+        tangent=TangentConfig(mode=mode, norm=norm, warmup_steps=warmup),
+        jvp=JVPConfig(precision="float64"),
+    )
     loss, diag = loss_fn(net, x0, step=step, t=T8, z=z)
     ref, g_raw = algorithm1(
         ref_net, x0, T8, z, method=method, teacher=teacher, r=r, mode=mode, norm=norm,
@@ -163,9 +168,13 @@ def test_scm_loss_other_jvp_orderings_and_backends_equal_algorithm1(ordering, ba
     net, teacher, adaptive = student_and_teacher()
     x0, z, _, _ = trigflow_batch((8, 2), T8)
     loss_fn = SCMLoss(
-        SIGMA_D, "scd", warmup_steps=0, ordering=ordering, backend=backend,
-        precision="float64", adaptive=adaptive, teacher=teacher,
-    )  # fmt: skip
+        SIGMA_D,
+        "scd",
+        adaptive=adaptive,
+        teacher=GuidedTeacher(teacher),
+        tangent=TangentConfig(warmup_steps=0),
+        jvp=JVPConfig(ordering=ordering, backend=backend, precision="float64"),
+    )
     loss, _ = loss_fn(net, x0, step=1, t=T8, z=z)
     ref, _ = algorithm1(
         net, x0, T8, z, method="scd", teacher=teacher, r=1.0, mode="normalize", norm="l2",
@@ -179,7 +188,13 @@ def test_scm_loss_in_float32_is_close_to_float64_algorithm1():
     net, teacher, adaptive = student_and_teacher()
     net32, teacher32 = copy.deepcopy(net).float(), copy.deepcopy(teacher).float()
     x0, z, _, _ = trigflow_batch((8, 2), T8)
-    loss_fn = SCMLoss(SIGMA_D, "scd", warmup_steps=0, adaptive=adaptive, teacher=teacher32)
+    loss_fn = SCMLoss(
+        SIGMA_D,
+        "scd",
+        adaptive=adaptive,
+        teacher=GuidedTeacher(teacher32),
+        tangent=TangentConfig(warmup_steps=0),
+    )
     loss, _ = loss_fn(net32, x0.float(), step=1, t=T8.float(), z=z.float())
     ref, _ = algorithm1(
         net, x0, T8, z, method="scd", teacher=teacher, r=1.0, mode="normalize", norm="l2",
@@ -193,7 +208,7 @@ def test_teacher_loss_equals_its_formula():
     """||sigma_d F(x_t / sigma_d, t) - v_t||^2 / (sigma_d^2 D), v_t = cos t z - sin t x0."""
     net, _, _ = student_and_teacher()
     x0, z, x_t, v = trigflow_batch((8, 2), T8)
-    loss, diag = TeacherLoss(SIGMA_D, -1.0, 1.4)(net, x0, t=T8, z=z)
+    loss, diag = TeacherLoss(SIGMA_D, Proposal(-1.0, 1.4))(net, x0, t=T8, z=z)
     ref = ((SIGMA_D * net(x_t / SIGMA_D, T8) - v) ** 2).sum(1) / (SIGMA_D**2 * 2)
     assert rel_err(loss, ref) < 1e-12
     assert torch.equal(diag["t"], T8)
@@ -203,7 +218,7 @@ def test_teacher_label_dropout_one_uses_the_null_class_for_every_sample():
     net = perturb_(small_mlp(num_classes=3)).double()
     x0, z, x_t, v = trigflow_batch((8, 2), T8)
     y = torch.arange(8) % 3
-    loss, _ = TeacherLoss(SIGMA_D, -1.0, 1.4, label_dropout=1.0)(net, x0, y, t=T8, z=z)
+    loss, _ = TeacherLoss(SIGMA_D, Proposal(-1.0, 1.4), label_dropout=1.0)(net, x0, y, t=T8, z=z)
     null = torch.full_like(y, 3)
     for labels, same in ((null, True), (y, False)):
         ref = ((SIGMA_D * net(x_t / SIGMA_D, T8, labels) - v) ** 2).sum(1) / (SIGMA_D**2 * 2)
@@ -225,7 +240,7 @@ def batches():
 @given(batches())
 def test_clip_bounds_g_elementwise_and_keeps_small_entries(g):
     g = torch.from_numpy(g)
-    out = shape_tangent(g, "clip")
+    out = shape_tangent(g, TangentConfig(mode="clip"))
     assert out.abs().max() <= 1.0
     small = g.abs() <= 1
     assert torch.equal(out[small], g[small])
@@ -236,7 +251,7 @@ def test_clip_bounds_g_elementwise_and_keeps_small_entries(g):
 @given(batches(), st.sampled_from(["l2", "rms"]), st.floats(1e-3, 1.0))
 def test_normalize_bounds_the_norm_below_one_and_keeps_direction(g, norm, c):
     g = torch.from_numpy(g)
-    out = shape_tangent(g, "normalize", norm, c)
+    out = shape_tangent(g, TangentConfig(mode="normalize", norm=norm, c=c))
     n_in, n_out = g.norm(dim=1), out.norm(dim=1)
     if norm == "rms":
         n_in, n_out = n_in / g.shape[1] ** 0.5, n_out / g.shape[1] ** 0.5
@@ -247,7 +262,7 @@ def test_normalize_bounds_the_norm_below_one_and_keeps_direction(g, norm, c):
 
 def test_raw_mode_leaves_g_unchanged():
     g = torch.randn(4, 5) * 100
-    assert torch.equal(shape_tangent(g, "raw"), g)
+    assert torch.equal(shape_tangent(g, TangentConfig(mode="raw")), g)
 
 
 @pytest.mark.parametrize("h", [1, 7, 50, 1000])
@@ -255,7 +270,7 @@ def test_warmup_ramps_linearly_to_one(h):
     ratios = [warmup_ratio(s, h) for s in range(0, 3 * h + 1)]
     assert ratios == [min(1.0, s / h) for s in range(0, 3 * h + 1)]
     assert ratios[0] == 0.0 and ratios[h] == 1.0 and ratios[-1] == 1.0
-    loss_fn = SCMLoss(SIGMA_D, "sct", warmup_steps=h)
+    loss_fn = SCMLoss(SIGMA_D, "sct", tangent=TangentConfig(warmup_steps=h))
     assert loss_fn.warmup_ratio(h // 2) == min(1.0, (h // 2) / h)
 
 
@@ -267,7 +282,13 @@ def test_ema_target_is_the_network_used_for_f_minus():
     net, teacher, adaptive = student_and_teacher()
     ema = perturb_(copy.deepcopy(net), std=0.05, seed=7).eval()  # a different theta^-
     x0, z, _, _ = trigflow_batch((8, 2), T8)
-    loss_fn = SCMLoss(SIGMA_D, "sct", warmup_steps=0, precision="float64", adaptive=adaptive)
+    loss_fn = SCMLoss(
+        SIGMA_D,
+        "sct",
+        adaptive=adaptive,
+        tangent=TangentConfig(warmup_steps=0),
+        jvp=JVPConfig(precision="float64"),
+    )
     args = dict(method="sct", teacher=None, r=1.0, mode="normalize", norm="l2",
                 adaptive=adaptive, prior="none")  # fmt: skip
     with_ema, _ = loss_fn(net, x0, step=1, t=T8, z=z, target=ema)
@@ -293,7 +314,12 @@ def test_dropout_masks_match_between_jvp_pass_and_gradient_pass(monkeypatch, pre
     net = net.to(dtype)
     x0, z, _, _ = trigflow_batch((8, 2), T8, dtype=dtype)
     monkeypatch.setattr(losses, "shape_tangent", lambda g, *a: torch.zeros_like(g))
-    loss_fn = SCMLoss(SIGMA_D, "sct", precision=precision, warmup_steps=0, backend="autograd")
+    loss_fn = SCMLoss(
+        SIGMA_D,
+        "sct",
+        tangent=TangentConfig(warmup_steps=0),
+        jvp=JVPConfig(precision=precision, backend="autograd"),
+    )
     loss, _ = loss_fn(net, x0, step=1, t=T8.to(dtype), z=z)
     assert torch.equal(loss, torch.zeros_like(loss))
     # Dropout really is active: two plain forward passes differ.
@@ -323,7 +349,7 @@ def test_dropout_masks_match_across_jvp_precisions_and_backends(precision, backe
     _, _, x_t, dxdt = trigflow_batch((8, 2), t, dtype=torch.float32)
     rng = RngSnapshot.take()
     f_minus, _ = tangent_of_net(
-        net, x_t, t, dxdt, SIGMA_D, precision=precision, backend=backend, rng=rng
+        net, x_t, t, dxdt, SIGMA_D, cfg=JVPConfig(precision=precision, backend=backend), rng=rng
     )
     rng.restore()
     with torch.no_grad():
@@ -337,7 +363,9 @@ def test_dropout_masks_match_across_jvp_precisions_and_backends(precision, backe
 
 
 def nonfinite_rows(net, x_t, t, dxdt, ordering, precision="float16"):
-    _, d = tangent_of_net(net, x_t, t, dxdt, SIGMA_D, ordering=ordering, precision=precision)
+    _, d = tangent_of_net(
+        net, x_t, t, dxdt, SIGMA_D, cfg=JVPConfig(ordering=ordering, precision=precision)
+    )
     return ~torch.isfinite(d).all(dim=1)  # (B,) bool
 
 
@@ -406,11 +434,16 @@ def test_scm_loss_runs_in_float16_and_bfloat16_jvp_precision_and_reports_nonfini
     torch.manual_seed(0)
     net = perturb_(small_mlp(), std=0.1)
     x0, z, _, _ = trigflow_batch((8, 2), T8, dtype=torch.float32)
-    ref, _ = SCMLoss(SIGMA_D, "sct", warmup_steps=0)(net, x0, step=1, t=T8.float(), z=z)
+    ref, _ = SCMLoss(SIGMA_D, "sct", tangent=TangentConfig(warmup_steps=0))(
+        net, x0, step=1, t=T8.float(), z=z
+    )
     for precision in ("float16", "bfloat16"):
-        loss, diag = SCMLoss(SIGMA_D, "sct", warmup_steps=0, precision=precision)(
-            net, x0, step=1, t=T8.float(), z=z
-        )
+        loss, diag = SCMLoss(
+            SIGMA_D,
+            "sct",
+            tangent=TangentConfig(warmup_steps=0),
+            jvp=JVPConfig(precision=precision),
+        )(net, x0, step=1, t=T8.float(), z=z)
         assert torch.isfinite(loss).all()
         assert torch.equal(diag["nonfinite_tangent"], torch.zeros(8))
         assert rel_err(loss, ref) < 0.1

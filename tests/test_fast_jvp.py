@@ -12,8 +12,9 @@ import torch
 from helpers import SIGMA_D, perturb_, rel_err, small_mlp, small_net, trigflow_batch
 
 from scm_bench.core import losses
-from scm_bench.core.jvp import RngSnapshot, fast_path_applies, tangent_of_net
-from scm_bench.core.losses import SCMLoss
+from scm_bench.core.jvp import JVPConfig, RngSnapshot, fast_path_applies, tangent_of_net
+from scm_bench.core.losses import GuidedTeacher, SCMLoss
+from scm_bench.core.tangent import TangentConfig
 from scm_bench.core.weighting import AdaptiveWeight
 from scm_bench.nets.attention import make_attend
 
@@ -34,7 +35,7 @@ def net64(arch: str, dropout: float = 0.0, seed: int = 1, **kw) -> tuple[torch.n
     ``unet-fused`` / ``dit-fused``: attention through ``FusedAttention`` with 5-token blocks, so
     the 16 tokens of the 4x4 level or the 8x8 patch grid span several blocks."""
     if arch.endswith("-fused"):
-        arch, kw = arch.removesuffix("-fused"), kw | {"attend": make_attend("fused", 5)}
+        arch, kw = arch.removesuffix("-fused"), kw | {"attend": make_attend("flash", 5)}
     net, shape = small_net(arch, dropout=dropout, **kw)
     return perturb_(net, seed=seed).double().train(), shape
 
@@ -44,9 +45,15 @@ def both_backends(net, x_t, t, dxdt, ordering="rearranged", y=None, precision="f
     rng, out = RngSnapshot.take(), {}
     for backend in ("fast", "autograd"):
         out[backend] = tangent_of_net(
-            net, x_t, t, dxdt, SIGMA_D, y, ordering=ordering, precision=precision,
-            backend=backend, rng=rng,
-        )  # fmt: skip
+            net,
+            x_t,
+            t,
+            dxdt,
+            SIGMA_D,
+            y,
+            cfg=JVPConfig(ordering=ordering, precision=precision, backend=backend),
+            rng=rng,
+        )
     return out
 
 
@@ -64,7 +71,7 @@ def test_fast_tangent_equals_func_jvp_in_float64(arch, transform, embedding, ada
     )
     t = torch.linspace(0.2, 1.4, shape[0], dtype=F64)
     _, _, x_t, dxdt = trigflow_batch(shape, t)
-    assert fast_path_applies(net, "fast", "float64")
+    assert fast_path_applies(net, JVPConfig(precision="float64"))
     for ordering in ("rearranged", "naive"):
         out = both_backends(net, x_t, t, dxdt, ordering)
         (f, d), (f_ref, d_ref) = out["fast"], out["autograd"]
@@ -80,11 +87,17 @@ def test_fast_tangent_equals_float64_central_difference(arch, dropout):
     t = torch.linspace(0.2, 1.4, shape[0], dtype=F64)
     _, _, x_t, dxdt = trigflow_batch(shape, t)
     rng = RngSnapshot.take()
-    f, d = tangent_of_net(net, x_t, t, dxdt, SIGMA_D, precision="float64", rng=rng)
+    f, d = tangent_of_net(net, x_t, t, dxdt, SIGMA_D, cfg=JVPConfig(precision="float64"), rng=rng)
     f_fd, d_fd = tangent_of_net(
-        net, x_t, t, dxdt, SIGMA_D, precision="float64", backend="finite_difference", rng=rng,
+        net,
+        x_t,
+        t,
+        dxdt,
+        SIGMA_D,
+        cfg=JVPConfig(precision="float64", backend="finite_difference"),
+        rng=rng,
         fd_eps=1e-6,
-    )  # fmt: skip
+    )
     assert rel_err(f, f_fd) < 1e-13
     assert rel_err(d, d_fd) < 1e-7
 
@@ -104,7 +117,9 @@ def test_fast_tangent_has_no_graph_and_f_keeps_it_only_when_asked():
     t = torch.linspace(0.2, 1.4, shape[0], dtype=F64)
     _, _, x_t, dxdt = trigflow_batch(shape, t)
     for keep in (False, True):
-        f, d = tangent_of_net(net, x_t, t, dxdt, SIGMA_D, precision="float64", keep_graph=keep)
+        f, d = tangent_of_net(
+            net, x_t, t, dxdt, SIGMA_D, cfg=JVPConfig(precision="float64"), keep_graph=keep
+        )
         assert f.requires_grad is keep
         assert not d.requires_grad
 
@@ -117,7 +132,7 @@ def test_fast_falls_back_to_autograd_for_low_precision_and_casts():
     t = torch.linspace(0.2, 1.4, shape[0])
     _, _, x_t, dxdt = trigflow_batch(shape, t, dtype=torch.float32)
     for precision in ("float16", "float64"):
-        assert not fast_path_applies(net, "fast", precision)
+        assert not fast_path_applies(net, JVPConfig(precision=precision))
         out = both_backends(net, x_t, t, dxdt, precision=precision)
         assert torch.equal(out["fast"][0], out["autograd"][0])
         assert torch.equal(out["fast"][1], out["autograd"][1])
@@ -140,7 +155,7 @@ def test_fast_pass_runs_one_tangent_convolution_per_conv_layer():
     calls = {
         backend: conv_calls(
             lambda b=backend: tangent_of_net(
-                net, x_t, t, dxdt, SIGMA_D, precision="float64", backend=b
+                net, x_t, t, dxdt, SIGMA_D, cfg=JVPConfig(precision="float64", backend=b)
             )
         )
         for backend in ("fast", "autograd")
@@ -164,9 +179,13 @@ def loss_and_grads(backend, arch, method, ordering, dropout, target=None):
     t = torch.linspace(0.1, 1.5, shape[0], dtype=F64)
     x0, z, _, _ = trigflow_batch(shape, t)
     loss_fn = SCMLoss(
-        SIGMA_D, method, warmup_steps=100, ordering=ordering, precision="float64",
-        backend=backend, adaptive=adaptive, teacher=teacher,
-    )  # fmt: skip
+        SIGMA_D,
+        method,
+        adaptive=adaptive,
+        teacher=GuidedTeacher(teacher),
+        tangent=TangentConfig(warmup_steps=100),
+        jvp=JVPConfig(ordering=ordering, precision="float64", backend=backend),
+    )
     torch.manual_seed(5)  # the dropout masks
     loss, _ = loss_fn(net, x0, step=30, t=t, z=z, target=target and target(net))
     loss.sum().backward()
@@ -206,7 +225,9 @@ def test_fast_single_pass_gives_f_theta_equal_to_f_minus_with_dropout(monkeypatc
     x0, z, _, _ = trigflow_batch((8, 2), t, dtype=dtype)
     monkeypatch.setattr(losses, "shape_tangent", lambda g, *a: torch.zeros_like(g))
     monkeypatch.setattr(losses.RngSnapshot, "restore", lambda self: None)
-    loss_fn = SCMLoss(SIGMA_D, "sct", precision=precision, warmup_steps=0)
+    loss_fn = SCMLoss(
+        SIGMA_D, "sct", tangent=TangentConfig(warmup_steps=0), jvp=JVPConfig(precision=precision)
+    )
     loss, _ = loss_fn(net, x0, step=1, t=t, z=z)
     assert torch.equal(loss, torch.zeros_like(loss))
     loss.sum().backward()  # the graph of F_theta is the fast pass's own

@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import SIGMA_D, expand, perturb_, rel_err, small_net, trigflow_batch
 
-from scm_bench.core.jvp import tangent_of_net
+from scm_bench.core.jvp import JVPConfig, tangent_of_net
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -54,14 +54,20 @@ def test_jvp_tangent_equals_float64_central_difference(arch, transform, embeddin
 
     for ordering in ("naive", "rearranged"):
         f, cs_dfdt = tangent_of_net(
-            net, x_t, t, dxdt, SIGMA_D, ordering=ordering, precision="float64"
+            net, x_t, t, dxdt, SIGMA_D, cfg=JVPConfig(ordering=ordering, precision="float64")
         )
         assert rel_err(f, f_ref) < 1e-12
         assert rel_err(cs_dfdt / cs, dfdt_fd) < 1e-4, ordering
 
     # The library's own finite-difference backend agrees with the JVP.
     f_b, cs_dfdt_b = tangent_of_net(
-        net, x_t, t, dxdt, SIGMA_D, ordering="naive", backend="finite_difference", fd_eps=h
+        net,
+        x_t,
+        t,
+        dxdt,
+        SIGMA_D,
+        cfg=JVPConfig(ordering="naive", backend="finite_difference"),
+        fd_eps=h,
     )
     assert rel_err(f_b, f_ref) < 1e-12
     assert rel_err(cs_dfdt_b / cs, dfdt_fd) < 1e-4
@@ -79,9 +85,11 @@ def test_low_precision_jvp_runs_on_cpu_close_to_float64(arch, precision, tol, or
     t = torch.linspace(0.1, 1.5, shape[0])
     _, _, x_t, dxdt = trigflow_batch(shape, t, dtype=torch.float32)
     f64, d64 = tangent_of_net(
-        net, x_t.double(), t.double(), dxdt.double(), SIGMA_D, precision="float64"
+        net, x_t.double(), t.double(), dxdt.double(), SIGMA_D, cfg=JVPConfig(precision="float64")
     )
-    f, d = tangent_of_net(net, x_t, t, dxdt, SIGMA_D, ordering=ordering, precision=precision)
+    f, d = tangent_of_net(
+        net, x_t, t, dxdt, SIGMA_D, cfg=JVPConfig(ordering=ordering, precision=precision)
+    )
     assert f.dtype == d.dtype == torch.float32  # returned in x_t's dtype
     assert torch.isfinite(f).all() and torch.isfinite(d).all()
     assert 1e-5 < rel_err(f, f64) < tol

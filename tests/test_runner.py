@@ -19,8 +19,7 @@ from conftest import FAST, ROOT  # noqa: E402
 
 from scm_bench.cli import main  # noqa: E402
 from scm_bench.runner.run import run  # noqa: E402
-from scm_bench.spec.expand import expand  # noqa: E402
-from scm_bench.spec.load import load_spec  # noqa: E402
+from scm_bench.spec import load_trials  # noqa: E402
 
 
 def quiet(*_):
@@ -56,8 +55,8 @@ def test_quickstart_runs_through_ray_one_row_per_trial(ray_cluster, quickstart_r
 
 
 def test_injected_crash_is_recorded_and_others_complete(ray_cluster, tmp_path, monkeypatch):
-    spec = load_spec(ROOT / "ablations" / "quickstart.yaml", FAST + ["failure.max_retries=1"])
-    trials = expand(spec)
+    loaded = load_trials(ROOT / "ablations" / "quickstart.yaml", FAST + ["failure.max_retries=1"])
+    spec, trials = loaded.spec, loaded.trials
     victim = trials[1].trial_id
     monkeypatch.setenv("SCM_BENCH_CRASH", f"{victim}:1")
     df = run(spec, trials, tmp_path / "run", teacher_cache=tmp_path / "teachers", echo=quiet)
@@ -135,12 +134,33 @@ def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(ray_cluster,
 
 
 def test_search_spec_tunes_with_optuna_and_reports_the_best(ray_cluster, tmp_path):
-    spec = load_spec(ROOT / "ablations" / "tune_tangent.yaml",
-                     FAST + ["search.num_samples=2"])  # fmt: skip
-    df = run(spec, expand(spec), tmp_path / "run", teacher_cache=tmp_path / "t", echo=quiet)
+    loaded = load_trials(ROOT / "ablations" / "tune_tangent.yaml", FAST + ["search.num_samples=2"])
+    df = run(loaded.spec, loaded.trials, tmp_path / "run", teacher_cache=tmp_path / "t", echo=quiet)
     assert len(df) == 2 and (df["status"] == "ok").all()
     assert df["tangent.c"].nunique() == 2  # Optuna proposed two different settings
     best = json.loads((tmp_path / "run" / "best.json").read_text())
     assert best["metric"] == "swd_2step" and best["mode"] == "min"
     assert best["value"] == pytest.approx(df["swd_2step"].min())
     assert set(best["params"]) == {"tangent.c", "tangent.warmup_steps", "train.lr"}
+
+
+def test_search_over_a_teacher_setting_trains_one_teacher_per_proposal(ray_cluster, tmp_path):
+    """Optuna proposals of net.fourier_scale (a teacher-side setting) each get the teacher their
+    settings imply, so two different proposals give two teachers and different results."""
+    spec = tmp_path / "search_fourier.yaml"
+    spec.write_text(
+        f"name: search_fourier\nbase: {ROOT / 'ablations' / 'base' / 'toy2d.yaml'}\n"
+        "trial: {method: sct, net: {time_embedding: fourier}}\n"
+        "search:\n  metric: swd_2step\n  num_samples: 2\n"
+        "  params: {net.fourier_scale: {type: uniform, low: 0.5, high: 8.0}}\n"
+    )
+    loaded = load_trials(spec, FAST)
+    cache = tmp_path / "teachers"
+    df = run(loaded.spec, loaded.trials, tmp_path / "run", teacher_cache=cache, echo=quiet)
+    assert len(df) == 2 and (df["status"] == "ok").all()
+    scales = sorted(df["net.fourier_scale"])
+    assert scales[0] != scales[1]
+    teachers = sorted(p.name for p in cache.iterdir() if (p / "result.json").exists())
+    assert len(teachers) == 2  # one per proposal (the base trial's teacher is never trained)
+    assert sorted(df["teacher_id"]) == teachers
+    assert df["swd_2step"].nunique() == 2 and df["loss_std_late"].nunique() == 2

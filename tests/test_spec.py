@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scm_bench.cli import main
-from scm_bench.spec.expand import expand
-from scm_bench.spec.load import SpecError, load_spec
+from scm_bench.errors import SpecError
+from scm_bench.spec import load_trials
 from scm_bench.spec.schema import TrialSpec, field_docs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,14 +35,13 @@ def test_every_bundled_spec_validates():
     specs = sorted((ROOT / "ablations").glob("*.yaml"))
     assert len(specs) >= 1
     for path in specs:
-        assert expand(load_spec(path)), path
+        assert load_trials(path).trials, path
 
 
 def test_base_inheritance_and_set_overrides(tmp_path):
     write(tmp_path, "name: b\ntrial: {train: {steps: 7, lr: 0.5}, net: {width: 16}}\n", "b.yaml")
     child = write(tmp_path, "name: c\nbase: b.yaml\ntrial: {train: {steps: 9}}\nseeds: [3]\n")
-    spec = load_spec(child, ["net.depth=2", "trial.train.batch_size=8"])
-    (trial,) = expand(spec)
+    (trial,) = load_trials(child, ["net.depth=2", "trial.train.batch_size=8"]).trials
     assert (trial.spec.train.steps, trial.spec.train.lr) == (9, 0.5)  # child wins, base kept
     assert (trial.spec.net.width, trial.spec.net.depth, trial.spec.train.batch_size) == (16, 2, 8)
     assert trial.seed == 3 and trial.spec.seed == 3
@@ -58,11 +57,11 @@ zip: [{net.time_transform: [identity, edm], net.time_embedding: [positional, fou
 seeds: [0, 1]
 """,
     )
-    trials = expand(load_spec(p))
+    trials = load_trials(p).trials
     assert len(trials) == 3 * 2 * 2
     pairs = {(t.spec.net.time_transform, t.spec.net.time_embedding) for t in trials}
     assert pairs == {("identity", "positional"), ("edm", "fourier")}
-    assert [t.trial_id for t in trials] == [t.trial_id for t in expand(load_spec(p))]
+    assert [t.trial_id for t in trials] == [t.trial_id for t in load_trials(p).trials]
     assert len({t.trial_id for t in trials}) == len(trials)
     assert trials[0].trial_id.startswith("g-mode=normalize_time_transform=identity")
 
@@ -74,7 +73,7 @@ def test_resolved_trial_lists_every_switch_with_paper_defaults():
     assert spec.net.time_transform == "identity" and spec.net.time_embedding == "positional"
     assert spec.net.adagn == "double" and spec.student.target == "stopgrad"
     paths = {row[0] for row in field_docs()}
-    assert {"tangent.mode", "tangent.warmup_steps", "jvp.precision", "attention.jvp"} <= paths
+    assert {"tangent.mode", "tangent.warmup_steps", "jvp.precision", "attention.kernel"} <= paths
     assert all(row[2] for row in field_docs()), "every setting has a description"
 
 
@@ -204,7 +203,7 @@ def test_search_metric_must_be_a_directed_result_column(capsys, metric, hint):
 
 def test_students_differing_only_in_student_settings_share_one_teacher():
     a = TrialSpec.model_validate({"method": "scd", "tangent": {"mode": "raw"}})
-    b = TrialSpec.model_validate({"method": "scd", "attention": {"jvp": "autograd"},
+    b = TrialSpec.model_validate({"method": "scd", "attention": {"kernel": "math"},
                                   "jvp": {"ordering": "naive"}})  # fmt: skip
     c = TrialSpec.model_validate({"method": "scd", "net": {"adagn": "single"}})
     assert a.teacher_trial().digest() == b.teacher_trial().digest()

@@ -9,8 +9,9 @@ import pytest
 import torch
 from helpers import QUICKSTART, TINY, spec
 
+from scm_bench import rundir as io
 from scm_bench.core import losses
-from scm_bench.train import io, loop
+from scm_bench.train import loop
 from scm_bench.train.evaluate import evaluate
 from scm_bench.train.loop import train_trial
 from scm_bench.train.setup import build_parts

@@ -11,7 +11,8 @@ Orderings (sCM Sec. 4.2, "stable JVP"):
   cos t sin t sigma_d afterwards; dF/dt itself can overflow in low precision.
 
 Backends:
-- ``fast`` (default): the net's own ``forward_jvp`` (``scm_bench.nets.jvp``) computes F and its
+- ``fast`` (default): the net's own ``forward_jvp`` (the ``ForwardJVP`` protocol below,
+  implemented with the rules of ``scm_bench.nets.jvp``) computes F and its
   tangent in one pass, each layer propagating (x, t_x) with closed-form rules. With
   ``keep_graph=True`` F keeps its autograd graph, so one pass yields F_theta (the loss input) and
   F^- = F_theta.detach() (theta^- = stop-gradient of the current weights); the tangent never has
@@ -27,17 +28,50 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 
+from scm_bench.core.choices import allowed, check
 from scm_bench.core.trigflow import expand_t
 
-DTYPES = {
-    "float64": torch.float64,  # reference only (tests); specs allow the three below
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
+JVPOrdering = Literal["rearranged", "naive"]
+JVPPrecision = Literal["float32", "bfloat16", "float16"]
+JVPBackend = Literal["fast", "autograd", "finite_difference"]
+# float64 is a reference precision for tests only; specs allow the three of JVPPrecision.
+DTYPES = {name: getattr(torch, name) for name in (*allowed(JVPPrecision), "float64")}
+
+
+@dataclass(frozen=True)
+class JVPConfig:
+    """How the JVP of step 4 is computed (spec section ``jvp``)."""
+
+    ordering: JVPOrdering = "rearranged"  # tangents pre-multiplied by cos t sin t (paper)
+    precision: str = "float32"  # a JVPPrecision, or "float64" (tests)
+    backend: JVPBackend = "fast"  # one pass through forward_jvp | torch.func.jvp | float64 FD
+
+    def __post_init__(self):
+        check(self.ordering, JVPOrdering, "jvp.ordering")
+        check(self.backend, JVPBackend, "jvp.backend")
+        if self.precision not in DTYPES:
+            raise ValueError(
+                f"jvp.precision must be one of {', '.join(DTYPES)}; got {self.precision!r}"
+            )
+
+
+@runtime_checkable
+class ForwardJVP(Protocol):
+    """A net F(x, t, y) that also gives its tangent in one pass (the ``fast`` backend).
+
+    ``forward_jvp(x, tx, t, tt, y) -> (F, t_F)``: x (B, ...) with tangent tx, t (B,) with
+    tangent tt; F is computed by the ordinary ops (it keeps its graph when gradients are on)
+    and t_F = dF along (tx, tt) without a graph; weights carry no tangent (theta^- is a
+    stop-gradient). Tested against torch.func.jvp in float64 (tests/test_fast_jvp.py).
+    """
+
+    def forward_jvp(
+        self, x: torch.Tensor, tx: torch.Tensor, t: torch.Tensor, tt: torch.Tensor, y
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass
@@ -71,24 +105,22 @@ def cast_call(net: torch.nn.Module, dtype: torch.dtype) -> Callable:
 
 
 def jvp_tangents(
-    x_t: torch.Tensor, t: torch.Tensor, dxdt: torch.Tensor, sigma_d: float, ordering: str
+    x_t: torch.Tensor, t: torch.Tensor, dxdt: torch.Tensor, sigma_d: float, ordering: JVPOrdering
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Input tangents for the inputs (x_t / sigma_d, t) under the chosen ordering."""
     if ordering == "rearranged":
         cs = torch.cos(t) * torch.sin(t)  # (B,)
         return expand_t(cs, x_t) * dxdt, cs * sigma_d
-    if ordering == "naive":
-        return dxdt / sigma_d, torch.ones_like(t)
-    raise ValueError(f"jvp ordering must be 'rearranged' or 'naive', got {ordering!r}")
+    return dxdt / sigma_d, torch.ones_like(t)  # naive
 
 
-def fast_path_applies(net: torch.nn.Module, backend: str, precision: str) -> bool:
-    """True when ``backend='fast'`` really runs the one-pass JVP: the net has ``forward_jvp``
-    and its weights are already in the JVP precision (else it falls back to autograd)."""
-    dtype = DTYPES[precision]
+def fast_path_applies(net: torch.nn.Module, cfg: JVPConfig) -> bool:
+    """True when ``backend='fast'`` really runs the one-pass JVP: the net implements
+    ``ForwardJVP`` and its weights are already in the JVP precision (else: autograd)."""
+    dtype = DTYPES[cfg.precision]
     return (
-        backend == "fast"
-        and hasattr(net, "forward_jvp")
+        cfg.backend == "fast"
+        and isinstance(net, ForwardJVP)
         and all(p.dtype == dtype for p in net.parameters())
     )
 
@@ -100,41 +132,36 @@ def tangent_of_net(
     dxdt: torch.Tensor,
     sigma_d: float,
     y: torch.Tensor | None = None,
+    cfg: JVPConfig = JVPConfig(),
     *,
-    ordering: str = "rearranged",
-    precision: str = "float32",
-    backend: str = "fast",
     rng: RngSnapshot | None = None,
     fd_eps: float = 1e-5,
     keep_graph: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(F, cos t sin t sigma_d dF/dt), both (B, ...) in x_t's dtype; the tangent has no graph.
 
-    F has no graph either, unless ``keep_graph`` and the fast path applies
-    (``fast_path_applies``): then F is F_theta with its autograd graph.
+    This is the one place that picks the path. F has no graph either, unless ``keep_graph``
+    and the fast path applies (``fast_path_applies``): then F is F_theta with its autograd
+    graph, which callers detect with ``F.requires_grad``.
     """
-    if backend not in ("fast", "autograd", "finite_difference"):
-        raise ValueError(
-            f"jvp backend must be 'fast', 'autograd' or 'finite_difference', got {backend!r}"
-        )
     with torch.no_grad():
-        tx, tt = jvp_tangents(x_t, t, dxdt, sigma_d, ordering)
+        tx, tt = jvp_tangents(x_t, t, dxdt, sigma_d, cfg.ordering)
     x_in = x_t / sigma_d
-    if rng is not None and backend != "finite_difference":
+    if rng is not None and cfg.backend != "finite_difference":
         rng.restore()
-    if fast_path_applies(net, backend, precision):
-        dtype = DTYPES[precision]
+    dtype = DTYPES[cfg.precision]
+    if fast_path_applies(net, cfg):
         with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
             f, df = net.forward_jvp(x_in.to(dtype), tx.to(dtype), t.to(dtype), tt.to(dtype), y)
-    elif backend == "finite_difference":
+    elif cfg.backend == "finite_difference":
         with torch.no_grad():
             f, df = finite_difference_jvp(net, x_in, t, y, tx, tt, rng=rng, eps=fd_eps)
     else:  # autograd, or the fast path's fallback
-        fn = cast_call(net, DTYPES[precision])
+        fn = cast_call(net, dtype)
         with torch.no_grad():
             f, df = torch.func.jvp(lambda a, b: fn(a, b, y), (x_in, t), (tx, tt))
     f, df = f.to(x_t.dtype), df.to(x_t.dtype)
-    if ordering == "naive":
+    if cfg.ordering == "naive":
         df = expand_t(torch.cos(t) * torch.sin(t) * sigma_d, df) * df
     return f, df
 

@@ -6,16 +6,26 @@ The caller (the training loop) reduces, scales and back-propagates. Every random
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from scm_bench.core.jvp import RngSnapshot, fast_path_applies, tangent_of_net
-from scm_bench.core.tangent import per_sample_norm, scm_tangent, shape_tangent, warmup_ratio
-from scm_bench.core.trigflow import noise, sample_t, velocity
-from scm_bench.core.weighting import AdaptiveWeight, prior_weight
+from scm_bench.core.choices import check
+from scm_bench.core.jvp import JVPConfig, RngSnapshot, tangent_of_net
+from scm_bench.core.tangent import (
+    TangentConfig,
+    per_sample_norm,
+    scm_tangent,
+    shape_tangent,
+    warmup_ratio,
+)
+from scm_bench.core.trigflow import Proposal, noise, sample_t, velocity
+from scm_bench.core.weighting import AdaptiveWeight, PriorWeight, prior_weight
 
-Diagnostics = dict[str, torch.Tensor]
+Method = Literal["teacher", "sct", "scd"]  # teacher: TrigFlow diffusion; sct / scd: students
 
 
 def mean_sq(x: torch.Tensor) -> torch.Tensor:
@@ -47,12 +57,12 @@ def guided(
 class _Draws:
     """Shared draw of (t, z, x_t) with explicit overrides."""
 
-    def __init__(self, sigma_d: float, p_mean: float, p_std: float):
-        self.sigma_d, self.p_mean, self.p_std = sigma_d, p_mean, p_std
+    def __init__(self, sigma_d: float, proposal: Proposal):
+        self.sigma_d, self.proposal = sigma_d, proposal
 
     def draw(self, x0, t=None, z=None, generator=None):
         if t is None:
-            t = sample_t(x0.shape[0], self.p_mean, self.p_std, self.sigma_d, generator)
+            t = sample_t(x0.shape[0], self.proposal, self.sigma_d, generator)
         if z is None:
             z = torch.randn(x0.shape, generator=generator) * self.sigma_d
         t, z = t.to(x0.device, x0.dtype), z.to(x0.device, x0.dtype)
@@ -65,8 +75,8 @@ class TeacherLoss(_Draws):
     The 1/sigma_d^2 factor makes the regression target v_t / sigma_d unit-variance.
     """
 
-    def __init__(self, sigma_d: float, p_mean: float, p_std: float, label_dropout: float = 0.0):
-        super().__init__(sigma_d, p_mean, p_std)
+    def __init__(self, sigma_d: float, proposal: Proposal, label_dropout: float = 0.0):
+        super().__init__(sigma_d, proposal)
         self.label_dropout = label_dropout
 
     def __call__(self, net, x0, y=None, *, t=None, z=None, generator=None):
@@ -77,91 +87,82 @@ class TeacherLoss(_Draws):
         return loss, {"t": t}
 
 
+@dataclass(frozen=True)
+class GuidedTeacher:
+    """The frozen diffusion model sCD distils, with its classifier-free guidance scale."""
+
+    net: torch.nn.Module
+    guidance: float = 1.0  # 1 = no guidance
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return guided(self.net, x, t, y, self.guidance)
+
+
 class SCMLoss(_Draws):
     """Continuous-time consistency loss, sCT or sCD (sCM Algorithm 1).
 
     loss = w_prior(t) e^{w_phi(t)} ||F_theta - F^- - g||^2 / D - w_phi(t)   (adaptive on)
     loss = w_prior(t) ||F_theta - F^- - g||^2 / D                           (adaptive off)
 
-    With ``backend="fast"`` and theta^- = stop-gradient(theta) (``target=None``), one pass of
-    the net's ``forward_jvp`` gives F_theta (with its graph), F^- = F_theta.detach() and the
-    tangent; otherwise the JVP pass runs without a graph and F_theta is a second forward with
-    the same dropout masks (RNG restored).
+    When ``tangent_of_net`` runs the one-pass fast JVP with theta^- = stop-gradient(theta)
+    (``target=None``), its F keeps the graph and is F_theta; otherwise F_theta is a second
+    forward with the same dropout masks (RNG restored).
     """
 
     def __init__(
         self,
         sigma_d: float,
-        method: str,  # "sct": dx/dt = cos t z - sin t x0; "scd": dx/dt = sigma_d F_teacher
-        p_mean: float = -1.0,
-        p_std: float = 1.4,
-        tangent_mode: str = "normalize",  # normalize | clip | raw
-        tangent_norm: str = "l2",  # l2 | rms
-        tangent_c: float = 0.1,
-        warmup_steps: int = 10000,  # 0 = no warmup
-        ordering: str = "rearranged",  # rearranged | naive
-        precision: str = "float32",  # precision of the JVP pass
-        backend: str = "fast",  # fast (one pass) | autograd (torch.func.jvp) | finite_difference
-        prior: str = "none",  # none | inv_tan
+        method: Method,  # "sct": dx/dt = cos t z - sin t x0; "scd": dx/dt = sigma_d F_teacher
+        proposal: Proposal = Proposal(),
+        tangent: TangentConfig = TangentConfig(),
+        jvp: JVPConfig = JVPConfig(),
+        prior: PriorWeight = "none",  # an extra prior weight on top of Algorithm 1
         adaptive: AdaptiveWeight | None = None,  # None = fixed weight 1
-        teacher: torch.nn.Module | None = None,  # required for scd
-        guidance: float = 1.0,  # CFG scale of the teacher (scd)
+        teacher: GuidedTeacher | None = None,  # required for scd
     ):
-        super().__init__(sigma_d, p_mean, p_std)
+        super().__init__(sigma_d, proposal)
         if method not in ("sct", "scd"):
-            raise ValueError(f"method must be 'sct' or 'scd', got {method!r}")
+            raise ValueError(f"SCMLoss trains a student: method sct or scd, got {method!r}")
         if method == "scd" and teacher is None:
             raise ValueError("sCD needs a teacher network")
-        self.method, self.teacher, self.guidance = method, teacher, guidance
-        self.tangent_mode, self.tangent_norm, self.tangent_c = tangent_mode, tangent_norm, tangent_c
-        self.warmup_steps, self.ordering, self.precision = warmup_steps, ordering, precision
-        self.backend, self.prior, self.adaptive = backend, prior, adaptive
+        check(prior, PriorWeight, "weighting.prior")
+        self.method, self.teacher = method, teacher
+        self.tangent, self.jvp, self.prior, self.adaptive = tangent, jvp, prior, adaptive
 
     def warmup_ratio(self, step: int) -> float:
-        return warmup_ratio(step, self.warmup_steps)
+        return warmup_ratio(step, self.tangent.warmup_steps)
 
     def dxdt(self, x0, z, t, x_t, y):
         """Step 2: the PF-ODE velocity, exact for sCT, the (guided) teacher's for sCD."""
         if self.method == "sct":
             return velocity(x0, z, t)
         with torch.no_grad():
-            return self.sigma_d * guided(self.teacher, x_t / self.sigma_d, t, y, self.guidance)
+            return self.sigma_d * self.teacher(x_t / self.sigma_d, t, y)
 
-    def __call__(self, net, x0, y=None, *, step, target=None, t=None, z=None, generator=None):
+    def __call__(
+        self, net, x0, y=None, *, step, target=None, t=None, z=None, generator=None,
+        timer: Callable[[], AbstractContextManager] = nullcontext,  # the loop's JVP stopwatch
+    ):  # fmt: skip
         sd = self.sigma_d
         t, z, x_t = self.draw(x0, t, z, generator)
         dxdt = self.dxdt(x0, z, t, x_t, y)
-        r = warmup_ratio(step, self.warmup_steps)
 
         # Step 4: F^- and cos t sin t sigma_d dF^-/dt (no graph); dropout masks pinned. The
         # fast path with theta^- = stop-gradient(theta) shares one pass: F_theta keeps its graph.
         rng = RngSnapshot.take()
-        one_pass = target is None and fast_path_applies(net, self.backend, self.precision)
-        start = time.perf_counter()
-        f, cs_dfdt = tangent_of_net(
-            target if target is not None else net,
-            x_t,
-            t,
-            dxdt,
-            sd,
-            y,
-            ordering=self.ordering,
-            precision=self.precision,
-            backend=self.backend,
-            rng=rng,
-            keep_graph=one_pass,
-        )
+        with timer():
+            f, cs_dfdt = tangent_of_net(
+                target if target is not None else net,
+                x_t, t, dxdt, sd, y, self.jvp, rng=rng, keep_graph=target is None,
+            )  # fmt: skip
         f_minus = f.detach()
-        if x_t.is_cuda:
-            torch.cuda.synchronize(x_t.device)
-        jvp_seconds = time.perf_counter() - start  # one pass: includes the F_theta forward
 
-        # Steps 5-6: the tangent g, then normalize / clip / raw.
-        g_raw = scm_tangent(x_t, t, f_minus, dxdt, cs_dfdt, sd, r)
-        g = shape_tangent(g_raw, self.tangent_mode, self.tangent_norm, self.tangent_c)
+        # Steps 3, 5-6: warmup ratio r, the tangent g, then normalize / clip / raw.
+        g_raw = scm_tangent(x_t, t, f_minus, dxdt, cs_dfdt, sd, self.warmup_ratio(step))
+        g = shape_tangent(g_raw, self.tangent)
 
         # Step 7: the weighted regression of F_theta onto F^- + g (same dropout masks).
-        if one_pass:
+        if f.requires_grad:  # the one pass gave F_theta with its graph
             f_theta = f
         else:
             rng.restore()
@@ -177,6 +178,5 @@ class SCMLoss(_Draws):
             "jvp_norm": per_sample_norm(cs_dfdt),
             "nonfinite_tangent": (~torch.isfinite(cs_dfdt)).flatten(1).float().mean(1),
             "weight": w.detach(),
-            "jvp_time": torch.tensor(jvp_seconds),
         }
         return loss, diag

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 
@@ -56,7 +57,10 @@ def ode_times(steps: int, sigma_d: float, sigma_min=0.002, sigma_max=80.0, rho=7
     return [edm_to_trigflow(s, sigma_d) for s in sig] + [0.0]
 
 
-def ode_nfe(steps: int, solver: str) -> int:
+Solver = Literal["euler", "heun"]  # the teacher's PF-ODE solver (spec: sampling.solver)
+
+
+def ode_nfe(steps: int, solver: Solver) -> int:
     """Network evaluations of the teacher sampler (Heun skips its correction on the last step)."""
     return steps if solver == "euler" else 2 * steps - 1
 
@@ -67,7 +71,7 @@ def sample_ode(
     shape: tuple[int, ...],
     sigma_d: float,
     steps: int = 18,
-    solver: str = "heun",
+    solver: Solver = "heun",
     y: torch.Tensor | None = None,
     guidance: float = 1.0,
     generator: torch.Generator | None = None,

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 
+from scm_bench.core.choices import check
 from scm_bench.core.trigflow import expand_t
+
+TangentMode = Literal["normalize", "clip", "raw"]
+TangentNorm = Literal["l2", "rms"]
+
+
+@dataclass(frozen=True)
+class TangentConfig:
+    """How the tangent g is warmed up and shaped (spec section ``tangent``)."""
+
+    mode: TangentMode = "normalize"  # g / (||g|| + c) (paper) | clip to [-1, 1] | raw
+    norm: TangentNorm = "l2"  # norm used by normalize
+    c: float = 0.1  # normalization constant
+    warmup_steps: int = 10000  # H of r = min(1, step / H); 0 = no warmup
+
+    def __post_init__(self):
+        check(self.mode, TangentMode, "tangent.mode")
+        check(self.norm, TangentNorm, "tangent.norm")
 
 
 def warmup_ratio(step: int, warmup_steps: int) -> float:
@@ -33,23 +54,17 @@ def scm_tangent(
     return -(cos**2) * (sigma_d * f_minus - dxdt) - r * (cos * sin * x_t + cs_dfdt)
 
 
-def per_sample_norm(g: torch.Tensor, kind: str = "l2") -> torch.Tensor:
+def per_sample_norm(g: torch.Tensor, kind: TangentNorm = "l2") -> torch.Tensor:
     """||g|| per sample over all non-batch dims: plain L2 or RMS (L2 / sqrt(D))."""
     flat = g.flatten(1)  # (B, D)
     norm = flat.norm(dim=1)
-    if kind == "rms":
-        norm = norm / flat.shape[1] ** 0.5
-    elif kind != "l2":
-        raise ValueError(f"tangent norm must be 'l2' or 'rms', got {kind!r}")
-    return norm
+    return norm / flat.shape[1] ** 0.5 if kind == "rms" else norm
 
 
-def shape_tangent(g: torch.Tensor, mode: str, norm: str = "l2", c: float = 0.1) -> torch.Tensor:
+def shape_tangent(g: torch.Tensor, cfg: TangentConfig) -> torch.Tensor:
     """Tangent normalization g / (||g|| + c) (paper), clipping to [-1, 1], or raw."""
-    if mode == "normalize":
-        return g / expand_t(per_sample_norm(g, norm) + c, g)
-    if mode == "clip":
+    if cfg.mode == "normalize":
+        return g / expand_t(per_sample_norm(g, cfg.norm) + cfg.c, g)
+    if cfg.mode == "clip":
         return g.clamp(-1.0, 1.0)
-    if mode == "raw":
-        return g
-    raise ValueError(f"tangent mode must be normalize, clip or raw, got {mode!r}")
+    return g  # raw

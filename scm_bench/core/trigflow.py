@@ -7,10 +7,19 @@ A network ``F(x, t, y)`` is always called on the scaled input ``x_t / sigma_d`` 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 Net = torch.nn.Module
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """Training-time proposal of t (spec section ``proposal``); CIFAR-10: -1.0 / 1.4."""
+
+    p_mean: float = -1.0  # mean of tau in t = arctan(exp(tau) / sigma_d)
+    p_std: float = 1.4  # std of tau
 
 
 def expand_t(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -31,25 +40,16 @@ def velocity(x0: torch.Tensor, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor
 
 
 def sample_t(
-    n: int, p_mean: float, p_std: float, sigma_d: float, generator: torch.Generator | None = None
+    n: int, proposal: Proposal, sigma_d: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Training proposal: tau ~ N(P_mean, P_std^2), t = arctan(exp(tau) / sigma_d)."""
-    tau = torch.randn(n, generator=generator) * p_std + p_mean
+    tau = torch.randn(n, generator=generator) * proposal.p_std + proposal.p_mean
     return torch.atan(torch.exp(tau) / sigma_d)
 
 
-def edm_to_trigflow(sigma: torch.Tensor | float, sigma_d: float):
+def edm_to_trigflow(sigma: float, sigma_d: float) -> float:
     """EDM noise level sigma -> TrigFlow time t = arctan(sigma / sigma_d); x_t = cos(t) x_sigma."""
-    if isinstance(sigma, torch.Tensor):
-        return torch.atan(sigma / sigma_d)
     return math.atan(sigma / sigma_d)
-
-
-def trigflow_to_edm(t: torch.Tensor | float, sigma_d: float):
-    """TrigFlow time t -> EDM noise level sigma = sigma_d tan(t)."""
-    if isinstance(t, torch.Tensor):
-        return sigma_d * torch.tan(t)
-    return sigma_d * math.tan(t)
 
 
 def consistency_fn(
@@ -58,10 +58,3 @@ def consistency_fn(
     """f(x_t, t) = cos(t) x_t - sin(t) sigma_d F(x_t / sigma_d, t)  (sCM Eq. 5); f(x, 0) = x."""
     tt = expand_t(t, x_t)
     return torch.cos(tt) * x_t - torch.sin(tt) * sigma_d * net(x_t / sigma_d, t, y)
-
-
-def pf_ode_velocity(
-    net: Net, x_t: torch.Tensor, t: torch.Tensor, sigma_d: float, y: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Probability-flow ODE of TrigFlow: dx_t/dt = sigma_d F(x_t / sigma_d, t)."""
-    return sigma_d * net(x_t / sigma_d, t, y)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
+
+PriorWeight = Literal["none", "inv_tan"]
 
 
 class AdaptiveWeight(nn.Module):
@@ -30,10 +33,11 @@ class AdaptiveWeight(nn.Module):
         return self.linear(feats).squeeze(1)  # (B,)
 
 
-def prior_weight(t: torch.Tensor, sigma_d: float, kind: str) -> torch.Tensor:
-    """Optional prior weight: 'none' -> 1, 'inv_tan' -> 1 / (sigma_d tan t) (impl)."""
-    if kind == "none":
-        return torch.ones_like(t)
-    if kind == "inv_tan":
-        return 1.0 / (sigma_d * torch.tan(t))
-    raise ValueError(f"prior weight must be 'none' or 'inv_tan', got {kind!r}")
+def prior_weight(t: torch.Tensor, sigma_d: float, kind: PriorWeight) -> torch.Tensor:
+    """An *extra* prior weight: 'none' -> 1 (Algorithm 1 as written), 'inv_tan' ->
+    1 / (sigma_d tan t) multiplied on top (impl: some public codebases do this).
+
+    Algorithm 1 already contains the paper's prior 1/(sigma_d tan t): it is what turns
+    sigma_d sin(t) df/dt into the cos(t) factor of the tangent g, so 'inv_tan' applies it twice.
+    """
+    return torch.ones_like(t) if kind == "none" else 1.0 / (sigma_d * torch.tan(t))

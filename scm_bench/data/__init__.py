@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+
+from scm_bench.errors import DataError
+
+DatasetName = Literal["toy2d", "digits", "cifar10", "image_folder"]  # LOADERS' keys
 
 
 @dataclass
@@ -58,8 +63,6 @@ def load_dataset(spec) -> Dataset:
     return LOADERS[spec.name](spec)
 
 
-class DataError(ValueError):
-    """A user-fixable problem with a dataset (missing folder, malformed files)."""
-
-
 from scm_bench.data import cifar10, digits, image_folder, toy2d  # noqa: E402,F401  (registration)
+
+__all__ = ["DataError", "Dataset", "DatasetName", "LOADERS", "load_dataset", "register"]

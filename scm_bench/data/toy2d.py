@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 
@@ -38,7 +40,8 @@ def swissroll(n: int, g: torch.Generator) -> torch.Tensor:
     return x + 0.1 * torch.randn(n, 2, generator=g)
 
 
-GENERATORS = {
+ToyVariant = Literal["checkerboard", "moons", "8gaussians", "swissroll"]  # GENERATORS' keys
+GENERATORS: dict[ToyVariant, Callable] = {
     "checkerboard": checkerboard,
     "moons": moons,
     "8gaussians": eight_gaussians,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from scm_bench.errors import MetricNotApplicable
 from scm_bench.metrics import fid as _fid
 from scm_bench.metrics import toy
 from scm_bench.metrics.features import MissingWeights, extractor_for, resolve_settings
@@ -35,10 +36,6 @@ __all__ = [
 
 IMAGES = ("digits", "cifar10", "image_folder")  # dataset families with FID / KID
 FEATURES = "Inception pool3 for RGB data, the project's digits classifier for digits"
-
-
-class MetricNotApplicable(ValueError):
-    """A sample metric asked for a dataset it does not apply to."""
 
 
 def check_available(

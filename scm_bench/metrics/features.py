@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from scm_bench.errors import MissingWeights
+
 INCEPTION_FILE = "inception-2015-12-05.pt"  # the name clean-fid loads
 INCEPTION_URL = (  # where clean-fid fetches it from (cleanfid.downloads_helper.inception_url)
     "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/" + INCEPTION_FILE
@@ -33,10 +35,6 @@ INCEPTION_ENV, CACHE_ENV = "SCM_BENCH_INCEPTION", "SCM_BENCH_CACHE"
 DEFAULT_CACHE = Path("~/.cache/scm-bench")
 DIGITS_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "digits_classifier.pt"
 RGB_FAMILIES = ("cifar10", "image_folder")
-
-
-class MissingWeights(ValueError):
-    """A feature network's weights file is absent (a user-fixable error, found before training)."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scm_bench.errors import did_you_mean
+from scm_bench.errors import UnknownMetric, did_you_mean
 
 KINDS = ("sample", "stability", "cost")
 AGGREGATES = ("mean", "median", "max", "min", "sum")
@@ -39,13 +39,6 @@ def register(metric: Metric) -> Metric:
         raise ValueError(f"metric {metric.name!r}: kind in {KINDS}, aggregate in {AGGREGATES}")
     REGISTRY[metric.name] = metric
     return metric
-
-
-class UnknownMetric(KeyError, ValueError):
-    """A metric name nobody registered (message carries a near-match suggestion)."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
 
 
 def get(name: str) -> Metric:

@@ -1,7 +1,7 @@
 """Stability and cost of one trial, from its history rows and its result.
 
 ``summarize_trial(history_rows, result)`` turns the rows of ``history.jsonl`` (fields:
-``scm_bench.train.io.HISTORY_FIELDS``) and ``result.json`` into flat float columns, each
+``scm_bench.rundir.HISTORY_FIELDS``) and ``result.json`` into flat float columns, each
 registered below with its meaning. A value that does not apply (no JVP in a teacher, no
 divergence) is NaN. Per-bin columns are ``<name>_<bin>`` for the T_BINS equal bins of
 [0, pi/2] (bin i covers t in [i, i+1) * pi / (2 T_BINS)).
@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from scm_bench.metrics.registry import Metric, register
-from scm_bench.train.io import T_BINS
+from scm_bench.rundir import T_BINS
 
 SPIKE_FACTOR = 10.0  # a spike: window max grad norm above 10x the running median
 SPIKE_MIN_ROWS = 3  # rows needed before the running median is trusted

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from torch import nn
 
 from scm_bench.nets.attention import make_attend
 from scm_bench.nets.dit import DiT
 from scm_bench.nets.mlp import MLP
 from scm_bench.nets.unet import UNet
+
+Arch = Literal["mlp", "unet", "dit"]
 
 
 def build_net(spec, shape: tuple[int, ...], sigma_d: float, num_classes: int = 0) -> nn.Module:
@@ -29,7 +33,7 @@ def build_net(spec, shape: tuple[int, ...], sigma_d: float, num_classes: int = 0
         return MLP(shape[0], width=n.width, depth=n.depth, **common)
     if len(shape) != 3:
         raise ValueError(f"net.arch={n.arch} needs image data, got sample shape {shape}")
-    attend = make_attend(spec.attention.jvp, spec.attention.block_size)
+    attend = make_attend(spec.attention.kernel, spec.attention.block_size)
     if n.arch == "unet":
         return UNet(
             shape[0],
@@ -53,4 +57,4 @@ def build_net(spec, shape: tuple[int, ...], sigma_d: float, num_classes: int = 0
             attend=attend,
             **common,
         )
-    raise ValueError(f"unknown net.arch {n.arch!r}")
+    raise ValueError(f"net.arch must be one of {', '.join(get_args(Arch))}; got {n.arch!r}")

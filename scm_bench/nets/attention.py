@@ -24,20 +24,25 @@ Two layout tricks cut the per-tile op count (Python overhead dominates small til
 the scale is folded into Q, so t_S = [t_Q, Q] [K, t_K]^T * scale is one matmul; and V carries a
 ones column, so one matmul P~ [V, 1] = [P~ V, rowsum P~] yields a row sum with the product.
 
-Lower-precision inputs (float16 / bfloat16) are accumulated in float32; float32 and float64
-accumulate in their own dtype. Outputs are cast back to the input dtype.
+float16 / bfloat16 inputs accumulate in float32, float32 / float64 in their own dtype; outputs
+are cast back to the input dtype.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 
+from scm_bench.core.choices import check
 from scm_bench.nets.jvp import generic_jvp, math_attention_jvp
 from scm_bench.nets.layers import math_attention
 
 Tensor = torch.Tensor
+# The attention op of the nets (spec: attention.kernel): flash = blockwise online softmax with
+# a fused JVP, O(N) memory | math = softmax(QK^T)V on the full N x N matrix, closed-form JVP.
+AttentionKernel = Literal["flash", "math"]
 
 
 def _acc_dtype(x: Tensor) -> torch.dtype:
@@ -288,14 +293,8 @@ def attention_jvp(attend, q: Tensor, k: Tensor, v: Tensor, tq, tk, tv) -> tuple[
     return generic_jvp(attend, (q, k, v), (tq, tk, tv))
 
 
-def make_attend(jvp: str, block_size: int = 128) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    """The attention op attend(q, k, v) for the switch ``attention.jvp``.
-
-    fused: ``FusedAttention(attention.block_size)`` (blockwise, O(N) memory) | autograd:
-    ``math_attention`` (forward AD through plain ops, O(N^2) memory).
-    """
-    if jvp == "fused":
-        return FusedAttention(block_size)
-    if jvp == "autograd":
-        return math_attention
-    raise ValueError(f"attention.jvp must be fused or autograd, got {jvp!r}")
+def make_attend(kernel: AttentionKernel, block_size: int = 128) -> Callable[..., Tensor]:
+    """attend(q, k, v) for ``attention.kernel``: flash = ``FusedAttention(block_size)``
+    (blockwise, O(N) memory) | math = ``math_attention`` (N x N scores, closed-form JVP)."""
+    check(kernel, AttentionKernel, "attention.kernel")
+    return FusedAttention(block_size) if kernel == "flash" else math_attention

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import nn
 
+from scm_bench.core.choices import check
 from scm_bench.nets.jvp import Pair, linear_jvp, silu_jvp
 
+TimeTransform = Literal["identity", "edm", "scale1000"]
+TimeEmbeddingKind = Literal["positional", "fourier"]
 
-def time_transform(t: torch.Tensor, kind: str, sigma_d: float) -> torch.Tensor:
+
+def time_transform(t: torch.Tensor, kind: TimeTransform, sigma_d: float) -> torch.Tensor:
     """c_noise(t): identity t (paper) | EDM log(sigma_d tan t) / 4 | 1000 t.
 
     The EDM transform has dc/dt = 1 / (4 sin t cos t), which blows up as t -> pi/2 (and 0).
@@ -19,12 +24,13 @@ def time_transform(t: torch.Tensor, kind: str, sigma_d: float) -> torch.Tensor:
         return t
     if kind == "edm":
         return torch.log(sigma_d * torch.tan(t).clamp_min(1e-20)) / 4
-    if kind == "scale1000":
-        return 1000 * t
-    raise ValueError(f"time transform must be identity, edm or scale1000, got {kind!r}")
+    check(kind, TimeTransform, "net.time_transform")
+    return 1000 * t  # scale1000
 
 
-def time_transform_jvp(t: torch.Tensor, tt: torch.Tensor, kind: str, sigma_d: float) -> Pair:
+def time_transform_jvp(
+    t: torch.Tensor, tt: torch.Tensor, kind: TimeTransform, sigma_d: float
+) -> Pair:
     """(c_noise(t), c_noise'(t) t_t) with the analytic derivative:
 
     identity: 1 | edm: (1 + tan^2 t) / (4 tan t) = 1 / (4 sin t cos t), 0 where the clamp binds |
@@ -48,16 +54,15 @@ class TimeEmbedding(nn.Module):
     fourier:    [cos(2 pi c f_i), sin(2 pi c f_i)], f_i ~ N(0, scale^2)  (derivative ~ 2 pi scale)
     """
 
-    def __init__(self, dim: int, kind: str = "positional", scale: float = 16.0):
+    def __init__(self, dim: int, kind: TimeEmbeddingKind = "positional", scale: float = 16.0):
         super().__init__()
+        check(kind, TimeEmbeddingKind, "net.time_embedding")
         half = dim // 2
         if kind == "positional":
             freqs = (1 / 10000) ** (torch.arange(half, dtype=torch.float32) / half)
-        elif kind == "fourier":
+        else:  # fourier
             gen = torch.Generator().manual_seed(0)  # fixed, not learned, same for every seed
             freqs = 2 * math.pi * scale * torch.randn(half, generator=gen)
-        else:
-            raise ValueError(f"time embedding must be positional or fourier, got {kind!r}")
         self.register_buffer("freqs", freqs)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
+from scm_bench.core.choices import check
 from scm_bench.nets.jvp import linear_jvp, norm_jvp, pixel_norm_jvp
+
+AdaGN = Literal["double", "single", "scale"]
 
 
 def pixel_norm(v: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -22,10 +27,9 @@ class AdaNorm(nn.Module):
     ``norm`` is GroupNorm for feature maps (B, C, H, W) and LayerNorm for tokens (B, ..., C).
     """
 
-    def __init__(self, channels: int, emb_dim: int, mode: str = "double", kind: str = "group"):
+    def __init__(self, channels: int, emb_dim: int, mode: AdaGN = "double", kind: str = "group"):
         super().__init__()
-        if mode not in ("double", "single", "scale"):
-            raise ValueError(f"adagn must be double, single or scale, got {mode!r}")
+        check(mode, AdaGN, "net.adagn")
         self.mode, self.kind = mode, kind
         if kind == "group":
             self.norm = nn.GroupNorm(min(8, channels), channels, affine=False, eps=1e-5)

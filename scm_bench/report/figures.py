@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from scm_bench.train.io import T_BINS  # noqa: E402
+from scm_bench.rundir import T_BINS  # noqa: E402
 
 # Fixed style and no embedded dates or versions: the same data gives the same PNG bytes.
 RC = {"svg.hashsalt": "scm-bench", "figure.dpi": 100, "savefig.dpi": 100, "font.size": 9}

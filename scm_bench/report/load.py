@@ -16,9 +16,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from scm_bench.train import io
+from scm_bench import rundir
 
-STATUSES = ("ok", "diverged", "failed", "pending")
 # Bookkeeping columns of results.csv (docs/run-layout.md); everything else numeric is a metric.
 ID_COLUMNS = (
     "trial_id",
@@ -72,27 +71,18 @@ def _read_trials(path: Path, missing: list[str]) -> list[dict]:
 
 
 def _row_from_result(trial: dict, trial_dir: Path) -> dict:
-    """A results row rebuilt from trials.json and the trial's result.json (when present)."""
-    row = {
-        "trial_id": trial["trial_id"],
-        "variant": trial.get("variant"),
-        "seed": trial.get("seed"),
-    }
-    row["method"] = (trial.get("spec") or {}).get("method")
-    row.update(trial.get("axes") or {})
-    path = trial_dir / "result.json"
-    if not path.exists():
-        return row | {"status": "pending"}
-    result = io.read_json(path)
-    row.update({k: v for k, v in result.items() if k != "metrics" and not isinstance(v, dict)})
-    row.update(result.get("metrics") or {})
-    return row
+    """A results row rebuilt from a trials.json entry and the trial's result.json."""
+    method = (trial.get("spec") or {}).get("method")
+    return rundir.trial_row(
+        trial["trial_id"], trial.get("variant"), trial.get("seed"), method,
+        trial.get("axes") or {}, trial_dir,
+    )  # fmt: skip
 
 
 def _status(run_dir: Path, trial_id: str) -> str:
     """A trial's status from its result.json; 'pending' while it has none."""
-    path = run_dir / "trials" / trial_id / "result.json"
-    return str(io.read_json(path).get("status", "pending")) if path.exists() else "pending"
+    result = rundir.trial_outcome(run_dir / "trials" / trial_id)
+    return str(result.get("status", "pending")) if result else "pending"
 
 
 def listing(ids: list[str], limit: int = 12) -> str:
@@ -192,7 +182,7 @@ def load_run(run_dir: Path) -> Run:
     if no_history:
         missing.append(f"No `history.jsonl` (no training curves) for: {listing(no_history)}.")
     baseline = _baseline(spec, results, axes, variants)
-    info = io.read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
+    info = rundir.read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
     return Run(run_dir, spec, trials, results, axes, variants, baseline, missing, info)
 
 
@@ -207,7 +197,7 @@ def load_histories(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     started = run.results[run.results["status"].isin(["ok", "diverged"])]
     for _, trial in started.iterrows():
         key = {"trial_id": trial["trial_id"], "variant": trial["variant"], "seed": trial["seed"]}
-        for row in io.read_history(run.trial_dir(trial["trial_id"]) / "history.jsonl"):
+        for row in rundir.read_history(run.trial_dir(trial["trial_id"]) / "history.jsonl"):
             scalars = {k: v for k, v in row.items() if isinstance(v, int | float | None)}
             curves.append(key | scalars)
             for b, value in enumerate(row.get("g_norm_tbin") or []):

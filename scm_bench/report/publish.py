@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from scm_bench.errors import RunError
 from scm_bench.report.write import write_index
 
 FILES = ("report.md", "report.html", "results.csv", "spec.yaml")
@@ -14,7 +15,7 @@ def publish(run_dir: Path, reports_dir: Path) -> Path:
     """reports_dir/<run name>/ gets the report, its figures, the results table and the spec."""
     run_dir, reports_dir = Path(run_dir), Path(reports_dir)
     if not (run_dir / "report.md").exists():
-        raise FileNotFoundError(f"{run_dir}: no report.md; run `scm-bench report {run_dir}` first")
+        raise RunError(f"{run_dir}: no report.md; run `scm-bench report {run_dir}` first")
     dest = reports_dir / run_dir.name
     if dest.exists():
         shutil.rmtree(dest)

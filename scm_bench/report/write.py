@@ -21,10 +21,11 @@ from markupsafe import Markup, escape
 
 from scm_bench.report import figures as fig
 from scm_bench.report import format as fmt
-from scm_bench.report.load import STATUSES, Run, load_histories, load_run
+from scm_bench.report.load import Run, load_histories, load_run
 from scm_bench.report.meta import collect_meta
 from scm_bench.report.samples import collect_grids
 from scm_bench.report.table import MetricInfo, main_table, metric_columns
+from scm_bench.rundir import STATUSES
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -50,14 +50,17 @@ class Progress(tune.Callback):
         took = self._finish(trial)
         self.done += 1
         res = trial.last_result or {}
-        job = trial.config.get("job", {})
-        self._line(
-            f"{job.get('trial_id', trial.trial_id)}: {res.get('status', 'ok')} "
-            f"in {fmt_seconds(took)}"
-        )
+        self._line(f"{self._name(trial, res)}: {res.get('status', 'ok')} in {fmt_seconds(took)}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._finish(trial)
         self.failed += 1
-        job = trial.config.get("job", {})
-        self._line(f"{job.get('trial_id', trial.trial_id)}: FAILED")
+        self._line(f"{self._name(trial, trial.last_result or {})}: FAILED")
+
+    @staticmethod
+    def _name(trial, result: dict) -> str:
+        """The scm-bench trial id; a search proposal is named by its trial folder."""
+        name = trial.config.get("trial_id", trial.trial_id)
+        if "params" in trial.config and result.get("trial_dir"):
+            name = result["trial_dir"].rsplit("/", 1)[-1]
+        return name

@@ -9,12 +9,13 @@ import optuna
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from scm_bench import metrics
-from scm_bench.results import result_row, trial_outcome
-from scm_bench.spec.ablation import AblationSpec, SearchParam
-from scm_bench.spec.expand import Trial, trial_id
-from scm_bench.spec.schema import TrialSpec
-from scm_bench.train import io
+from scm_bench import metrics, rundir
+from scm_bench.runner.progress import Progress
+from scm_bench.runner.results import result_row
+from scm_bench.runner.trainable import Job, teacher_dir, trainable
+from scm_bench.spec import AblationSpec, Trial, TrialSpec
+from scm_bench.spec.ablation import SearchParam
+from scm_bench.spec.expand import trial_id
 
 
 def domain(p: SearchParam):
@@ -33,34 +34,30 @@ def direction(spec: AblationSpec) -> str:
 
 def tune_search(
     spec: AblationSpec,
-    trials: list[Trial],
+    base: Trial,
     out_dir: Path,
-    teacher_dirs: dict,
+    cache: Path,
     threads: int,
     max_concurrent: int | None,
     echo,
 ) -> None:
-    """num_samples Optuna proposals around the first seed's base trial."""
-    from scm_bench.runner.run import Job, Progress, trainable
-
-    base = trials[0]
-    tdir = teacher_dirs.get(base.trial_id)
+    """num_samples Optuna proposals around the base trial; each proposal is applied with
+    ``TrialSpec.override`` in the worker and gets the teacher its settings imply."""
     job = Job(
-        f"{spec.name}-search",
-        base.spec.model_dump(mode="json"),
-        str(out_dir / "trials"),
-        str(tdir) if tdir else None,
-        threads,
-    )
+        f"{spec.name}-search", base.spec, out_dir / "trials", cache, threads,
+        metric=spec.search.metric,
+    )  # fmt: skip
     mode = direction(spec)
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=base.seed))
     concurrency = max_concurrent or 1
     echo(f"search: {spec.search.num_samples} Optuna trial(s) on {spec.search.metric} ({mode})")
     tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
+        tune.with_resources(
+            tune.with_parameters(trainable, jobs={job.trial_id: job}),
+            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+        ),
         param_space={
-            "job": vars(job),
-            "metric": spec.search.metric,
+            "trial_id": job.trial_id,
             "params": {p: domain(v) for p, v in spec.search.params.items()},
         },
         tune_config=tune.TuneConfig(
@@ -81,35 +78,30 @@ def tune_search(
     best = grid.get_best_result(metric=spec.search.metric, mode=mode, filter_nan_and_inf=True)
     value = best.metrics.get(spec.search.metric, math.nan) if best else math.nan
     params = best.config.get("params", {}) if best else {}
-    io.write_json(
+    rundir.write_json(
         out_dir / "best.json",
         {"metric": spec.search.metric, "mode": mode, "value": value, "params": params},
     )
     echo(f"best {spec.search.metric} = {value:.4g} with {params}")
 
 
-def search_rows(spec: AblationSpec, out_dir: Path, teacher_dirs: dict) -> list[dict]:
+def search_rows(spec: AblationSpec, out_dir: Path, cache: Path) -> list[dict]:
     """One row per searched trial, with the searched parameters as axis columns."""
-    tdir = next(iter(teacher_dirs.values()), None)  # the base trial's teacher, used by all
     rows = []
     for trial_dir in sorted(p for p in (out_dir / "trials").iterdir() if p.is_dir()):
-        if not (trial_dir / "trial.json").exists() or trial_outcome(trial_dir) is None:
+        if not (trial_dir / "trial.json").exists() or rundir.trial_outcome(trial_dir) is None:
             continue
-        ts = TrialSpec.model_validate(io.read_json(trial_dir / "trial.json"))
-        dumped = ts.model_dump()
+        ts = TrialSpec.model_validate(rundir.read_json(trial_dir / "trial.json"))
         axes = {}
         for path in spec.search.params:
-            node = dumped
+            node = ts
             for part in path.split("."):
-                node = node[part]
+                node = getattr(node, part)
             axes[path] = node
         t = Trial(trial_id(spec.name, axes, ts.seed, ts), "search", axes, ts.seed, ts)
-        row = result_row(t, trial_dir, tdir)
+        row = result_row(t, trial_dir, teacher_dir(ts, cache))
         row["variant"] = ",".join(
             f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in axes.items()
         )
         rows.append(row)
     return rows
-
-
-__all__ = ["tune_search", "search_rows"]

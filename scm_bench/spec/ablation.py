@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -49,7 +49,9 @@ class AblationSpec(Section):
         default_factory=list,
         description="Groups of axes that change together (equal-length lists within a group).",
     )
-    seeds: list[int] = Field(default_factory=lambda: [0], description="Seeds of every variant.")
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [0], description="Seeds of every variant (each >= 0)."
+    )
     baseline: dict[str, Any] | None = Field(
         None, description="Axis values of the baseline variant (reports diff against it)."
     )

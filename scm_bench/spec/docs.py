@@ -10,7 +10,8 @@ from scm_bench.spec.schema import TrialSpec, field_docs
 
 def _table(rows) -> list[str]:
     out = ["| setting | default | description |", "|---|---|---|"]
-    out += [f"| `{p}` | `{d}` | {desc} |" for p, d, desc in rows]
+    cell = lambda text: str(text).replace("|", "\\|")  # a bare | would end the table cell
+    out += [f"| `{p}` | `{cell(d)}` | {cell(desc)} |" for p, d, desc in rows]
     return out
 
 

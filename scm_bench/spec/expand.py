@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import re
 from dataclasses import dataclass
@@ -10,9 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from scm_bench.errors import did_you_mean
+from scm_bench.errors import SpecError, did_you_mean
 from scm_bench.spec.ablation import AblationSpec
-from scm_bench.spec.load import SpecError, format_errors, set_path
+from scm_bench.spec.paths import format_errors
 from scm_bench.spec.schema import TrialSpec, field_docs
 
 LEAF_PATHS = [row[0] for row in field_docs()]
@@ -95,27 +94,21 @@ def trial_id(name: str, axes: dict[str, Any], seed: int, spec: TrialSpec) -> str
     return "-".join(x for x in (name, parts, f"s{seed}", spec.digest()) if x)
 
 
-def build_trial(base: dict, axes: dict[str, Any], seed: int, where: str) -> TrialSpec:
-    data = copy.deepcopy(base)
-    for path, value in axes.items():
-        set_path(data, path, value)
-    data["seed"] = seed
+def base_trial(spec: AblationSpec, where: str) -> TrialSpec:
+    """The spec's ``trial:`` section validated as a TrialSpec (every default filled in)."""
     try:
-        return TrialSpec.model_validate(data)
+        return TrialSpec.model_validate(spec.trial)
     except ValidationError as err:
-        prefix = "trial." if not axes else ""
-        lines = format_errors(err, where, TrialSpec, prefix)
-        if axes:
-            lines = [f"{ln} (variant {variant_label(axes)})" for ln in lines]
-        raise SpecError(lines) from None
+        raise SpecError(format_errors(err, where, TrialSpec, "trial.")) from None
 
 
 def variant_label(axes: dict[str, Any]) -> str:
     return ",".join(f"{p}={v}" for p, v in axes.items()) or "base"
 
 
-def expand(spec: AblationSpec, where: str = "spec") -> list[Trial]:
-    """All trials of a grid spec (a search spec expands to its base trial per seed)."""
+def expand(spec: AblationSpec, base: TrialSpec, where: str = "spec") -> list[Trial]:
+    """All trials of a grid spec: ``base`` with each combination of axis values and each seed
+    (a search spec expands to its base trial per seed)."""
     if spec.search is not None:
         if spec.axes or spec.zip:
             raise SpecError([f"{where}: search: a search spec cannot also have axes or zip"])
@@ -127,19 +120,21 @@ def expand(spec: AblationSpec, where: str = "spec") -> list[Trial]:
     except SpecError as err:  # still report problems of the base trial below
         errors, grid = list(err.lines), [{}]
     for axes in grid:
+        try:  # axis values are checked once per variant, not once per seed
+            variant = base.override(axes, where) if axes else base
+        except SpecError as err:
+            note = f" (variant {variant_label(axes)})"
+            errors.extend(ln + note for ln in err.lines if ln + note not in errors)
+            continue
         for seed in spec.seeds:
-            try:
-                ts = build_trial(spec.trial, axes, seed, where)
-            except SpecError as err:
-                errors.extend(ln for ln in err.lines if ln not in errors)
-                continue
+            ts = variant.model_copy(update={"seed": seed})
             trials.append(
                 Trial(trial_id(spec.name, axes, seed, ts), variant_label(axes), axes, seed, ts)
             )
     if errors:
         raise SpecError(errors)
     if spec.search is not None:
-        check_search_metric(spec.search.metric, trials[0].spec.eval.samplers, where)
+        check_search_metric(spec.search.metric, base.eval.samplers, where)
     if spec.baseline is not None:
         if not any(t.axes == spec.baseline for t in trials):
             labels = sorted({t.variant for t in trials})

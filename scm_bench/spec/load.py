@@ -1,7 +1,7 @@
 """Loading specs: YAML, `base:` inheritance, `--set` overrides, one-line errors.
 
 Every problem becomes one line ``FILE: yaml.path: what is wrong; what is allowed`` collected in a
-:class:`SpecError`; the CLI prints them and exits with code 2.
+:class:`~scm_bench.errors.SpecError`; the CLI prints them and exits with code 2.
 """
 
 from __future__ import annotations
@@ -11,55 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from scm_bench.errors import did_you_mean
+from scm_bench.errors import SpecError
 from scm_bench.spec.ablation import AblationSpec
-
-
-class SpecError(Exception):
-    """User-fixable problems with a spec, one line each."""
-
-    def __init__(self, lines: list[str]):
-        super().__init__("\n".join(lines))
-        self.lines = lines
-
-
-def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The pydantic model that owns the field at ``loc`` (for listing allowed keys)."""
-    for part in loc:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        ann = field.annotation if field else None
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return model
-        model = ann
-    return model
-
-
-def format_errors(
-    err: ValidationError, where: str, model: type[BaseModel], prefix: str = ""
-) -> list[str]:
-    """One line per pydantic error: path, bad value, what is allowed, near-match suggestion."""
-    lines = []
-    for e in err.errors():
-        loc = e["loc"]
-        path = prefix + ".".join(str(p) for p in loc)
-        bad = e.get("input")
-        if e["type"] == "extra_forbidden":
-            owner = _model_at(model, loc[:-1])
-            allowed = sorted(owner.model_fields)
-            msg = f"unknown key{did_you_mean(loc[-1], allowed)}; allowed: {', '.join(allowed)}"
-        elif e["type"] == "literal_error":
-            allowed = e["ctx"]["expected"]
-            msg = f"{bad!r} is not allowed; allowed: {allowed}"
-            options = [a.strip(" '") for a in allowed.replace(" or ", ",").split(",")]
-            msg += did_you_mean(bad, options)
-        elif e["type"] == "missing":
-            msg = "required field is missing"
-        else:
-            msg = f"{e['msg']} (got {bad!r})" if bad is not None else e["msg"]
-        lines.append(f"{where}: {path}: {msg}")
-    return lines
+from scm_bench.spec.paths import format_errors, set_dotted
 
 
 def read_yaml(path: Path) -> dict:
@@ -115,45 +71,30 @@ def resolve_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     return merged
 
 
-def set_path(data: dict, dotted: str, value: Any) -> None:
-    """data[a][b][c] = value for 'a.b.c', creating mappings on the way."""
-    *heads, last = dotted.split(".")
-    node = data
-    for h in heads:
-        node = node.setdefault(h, {})
-        if not isinstance(node, dict):
-            raise SpecError([f"--set {dotted}: {h} is not a mapping"])
-    node[last] = value
-
-
-def apply_sets(data: dict, sets: list[str]) -> dict:
-    """Apply ``--set path=value`` overrides (values parsed as YAML). A path not starting with a
-    top-level spec key is taken inside ``trial:`` (``train.steps=50`` == ``trial.train.steps=50``).
-    """
-    data = copy.deepcopy(data)
+def parse_sets(sets: list[str]) -> dict[str, Any]:
+    """``--set path=value`` items as {path: value} (values parsed as YAML, else kept as text)."""
+    out = {}
     for item in sets:
         if "=" not in item:
             raise SpecError([f"--set {item}: expected path=value, e.g. train.steps=100"])
         path, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw)
+            out[path] = yaml.safe_load(raw)
         except yaml.YAMLError:
-            value = raw
-        if path.split(".")[0] not in AblationSpec.model_fields:
-            path = "trial." + path
-        set_path(data, path, value)
-    return data
+            out[path] = raw
+    return out
 
 
-def load_spec(path: str | Path, sets: list[str] = ()) -> AblationSpec:
-    """Read, merge bases, apply overrides and validate an ablation spec (trials checked too)."""
-    from scm_bench.spec.expand import expand  # validates every trial
+def load_spec(path: str | Path, sets: dict[str, Any] | None = None) -> AblationSpec:
+    """Read, merge bases, apply spec-level overrides (``seeds``, ``axes.X``...) and validate.
 
+    Trial settings are overridden on the typed trial instead (``spec.load_trials``).
+    """
     path = Path(path)
-    data = apply_sets(resolve_bases(path), list(sets))
+    data = resolve_bases(path)
+    for key, value in (sets or {}).items():
+        set_dotted(data, key, value, f"--set {key}")
     try:
-        spec = AblationSpec.model_validate(data)
+        return AblationSpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(format_errors(err, str(path), AblationSpec)) from None
-    expand(spec, where=str(path))
-    return spec

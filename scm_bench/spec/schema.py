@@ -11,9 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scm_bench.core.jvp import JVPBackend, JVPConfig, JVPOrdering, JVPPrecision
+from scm_bench.core.losses import Method
+from scm_bench.core.sampling import Solver
+from scm_bench.core.tangent import TangentConfig, TangentMode, TangentNorm
+from scm_bench.core.trigflow import Proposal
+from scm_bench.core.weighting import PriorWeight
+from scm_bench.data import DatasetName
+from scm_bench.data.toy2d import ToyVariant
+from scm_bench.errors import SpecError
+from scm_bench.nets import Arch
+from scm_bench.nets.attention import AttentionKernel
+from scm_bench.nets.embed import TimeEmbeddingKind, TimeTransform
+from scm_bench.nets.layers import AdaGN
+from scm_bench.spec.paths import format_errors, set_dotted
 
 
 class Section(BaseModel):
@@ -23,11 +38,11 @@ class Section(BaseModel):
 
 
 class DataSpec(Section):
-    name: Literal["toy2d", "digits", "cifar10", "image_folder"] = Field(
+    name: DatasetName = Field(
         "toy2d",
         description="Dataset: generated 2-D toy data, scikit-learn digits, or local images.",
     )
-    variant: Literal["checkerboard", "moons", "8gaussians", "swissroll"] = Field(
+    variant: ToyVariant = Field(
         "checkerboard", description="toy2d only: which 2-D distribution to generate."
     )
     root: str | None = Field(
@@ -41,7 +56,7 @@ class DataSpec(Section):
 
 
 class NetSpec(Section):
-    arch: Literal["mlp", "unet", "dit"] = Field("mlp", description="Backbone network F.")
+    arch: Arch = Field("mlp", description="Backbone network F.")
     width: int = Field(128, ge=4, description="MLP hidden width / U-Net base channels / DiT width.")
     depth: int = Field(
         4, ge=1, description="MLP residual blocks / U-Net blocks per level / DiT blocks."
@@ -50,21 +65,21 @@ class NetSpec(Section):
         (1, 2), description="U-Net: channel multiplier per level."
     )
     attn_resolutions: tuple[int, ...] = Field(
-        (4,), description="U-Net: resolutions with self-attention (see attention.jvp)."
+        (4,), description="U-Net: resolutions with self-attention (see attention.kernel)."
     )
     patch_size: int = Field(2, ge=1, description="DiT: patch size.")
     heads: int = Field(4, ge=1, description="DiT / U-Net attention heads.")
-    time_transform: Literal["identity", "edm", "scale1000"] = Field(
+    time_transform: TimeTransform = Field(
         "identity",
         description="c_noise(t): identity t (paper) | EDM log(sigma_d tan t)/4 | 1000 t.",
     )
-    time_embedding: Literal["positional", "fourier"] = Field(
+    time_embedding: TimeEmbeddingKind = Field(
         "positional", description="Time embedding: positional (paper) | random Fourier features."
     )
     fourier_scale: float = Field(
         16.0, gt=0, description="Std of Fourier frequencies (16 is the paper's unstable case)."
     )
-    adagn: Literal["double", "single", "scale"] = Field(
+    adagn: AdaGN = Field(
         "double",
         description="Adaptive norm: double (pixel-normed scale and shift, paper) | single "
         "(norm(x)(1+s)+b) | scale (norm(x)(1+s)).",
@@ -74,35 +89,39 @@ class NetSpec(Section):
 
 
 class TangentSpec(Section):
-    mode: Literal["normalize", "clip", "raw"] = Field(
+    mode: TangentMode = Field(
         "normalize", description="Tangent g: normalize g/(||g||+c) (paper) | clip to [-1, 1] | raw."
     )
-    norm: Literal["l2", "rms"] = Field(
-        "l2", description="Norm used by normalize: L2 (paper) | RMS."
-    )
+    norm: TangentNorm = Field("l2", description="Norm used by normalize: L2 (paper) | RMS.")
     c: float = Field(0.1, gt=0, description="Normalization constant c in g/(||g||+c).")
     warmup_steps: int = Field(
         10000, ge=0, description="Tangent warmup H: r = min(1, step/H); 0 switches warmup off."
     )
 
+    def config(self) -> TangentConfig:
+        return TangentConfig(self.mode, self.norm, self.c, self.warmup_steps)
+
 
 class WeightingSpec(Section):
     adaptive: bool = Field(True, description="Learned adaptive weighting w_phi(t) (paper).")
-    prior: Literal["none", "inv_tan"] = Field(
-        "none", description="Prior weight: none | 1/(sigma_d tan t)."
+    prior: PriorWeight = Field(
+        "none",
+        description="Extra prior weight on top of Algorithm 1: none (the paper: its prior "
+        "1/(sigma_d tan t) is already inside g) | inv_tan: multiply by 1/(sigma_d tan t) again "
+        "(some public codebases).",
     )
 
 
 class JVPSpec(Section):
-    ordering: Literal["rearranged", "naive"] = Field(
+    ordering: JVPOrdering = Field(
         "rearranged",
         description="rearranged: tangents pre-multiplied by cos t sin t (paper) | naive: "
         "tangents (dx/dt, 1), multiplied afterwards.",
     )
-    precision: Literal["float32", "bfloat16", "float16"] = Field(
+    precision: JVPPrecision = Field(
         "float32", description="Precision of the JVP pass (weights and inputs cast to it)."
     )
-    backend: Literal["fast", "autograd", "finite_difference"] = Field(
+    backend: JVPBackend = Field(
         "fast",
         description="fast: JVP-aware layers give F and its tangent in one pass, which with "
         "student.target=stopgrad is also the gradient pass (float16/bfloat16 JVPs fall back to "
@@ -110,14 +129,17 @@ class JVPSpec(Section):
         "difference.",
     )
 
+    def config(self) -> JVPConfig:
+        return JVPConfig(self.ordering, self.precision, self.backend)
+
 
 class AttentionSpec(Section):
-    jvp: Literal["fused", "autograd"] = Field(
-        "fused",
-        description="fused: blockwise flash-attention JVP | autograd: forward AD through math "
-        "attention (O(N^2) memory).",
+    kernel: AttentionKernel = Field(
+        "flash",
+        description="flash: blockwise online-softmax attention with a fused JVP, O(N) memory "
+        "(paper) / math: softmax(QK^T)V on the full N x N matrix, closed-form JVP, O(N^2).",
     )
-    block_size: int = Field(128, ge=8, description="fused: key/query block size.")
+    block_size: int = Field(128, ge=8, description="flash: key/query block size.")
 
 
 class StudentSpec(Section):
@@ -135,6 +157,9 @@ class StudentSpec(Section):
 class ProposalSpec(Section):
     p_mean: float = Field(-1.0, description="Mean of tau in t = arctan(exp(tau)/sigma_d).")
     p_std: float = Field(1.4, gt=0, description="Std of tau (CIFAR-10: 1.4).")
+
+    def config(self) -> Proposal:
+        return Proposal(self.p_mean, self.p_std)
 
 
 class TrainSpec(Section):
@@ -166,7 +191,7 @@ class SamplingSpec(Section):
         1.1, gt=0, lt=math.pi / 2, description="Re-noising time of 2-step sampling."
     )
     teacher_steps: int = Field(18, ge=1, description="Teacher ODE solver steps.")
-    solver: Literal["euler", "heun"] = Field(
+    solver: Solver = Field(
         "heun", description="Teacher ODE solver (Heun: 2 steps - 1 NFE per step pair)."
     )
 
@@ -191,7 +216,7 @@ class EvalSpec(Section):
 class TrialSpec(Section):
     """One fully resolved trial: everything needed to train and evaluate it."""
 
-    method: Literal["teacher", "sct", "scd"] = Field(
+    method: Method = Field(
         "sct",
         description="teacher: TrigFlow diffusion | sct: consistency training | "
         "scd: consistency distillation.",
@@ -218,6 +243,18 @@ class TrialSpec(Section):
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
+    def override(self, values: dict[str, Any], where: str = "--set") -> TrialSpec:
+        """A new validated trial with dotted paths set (``{"tangent.mode": "clip"}``): the one
+        way axes, ``--set`` and search proposals change a trial. Errors name ``where`` and the
+        path; the digest (and so the teacher) follows the new values."""
+        data = self.model_dump()
+        for path, value in values.items():
+            set_dotted(data, path, value, where)
+        try:
+            return TrialSpec.model_validate(data)
+        except ValidationError as err:
+            raise SpecError(format_errors(err, where, TrialSpec)) from None
+
     def needs_teacher(self) -> bool:
         return self.method == "scd" or (self.method == "sct" and self.student.init == "teacher")
 
@@ -240,7 +277,7 @@ class TrialSpec(Section):
             device=self.device,
             data=self.data,
             net=self.net,
-            attention=AttentionSpec(),  # the attention JVP never enters teacher training
+            attention=AttentionSpec(),  # the attention kernel never changes teacher training
             proposal=self.proposal,
             train=train,
             teacher=self.teacher,

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from scm_bench import rundir
 from scm_bench.core.ema import ema_update
 from scm_bench.spec.schema import TrialSpec
-from scm_bench.train import io
 from scm_bench.train.evaluate import evaluate
 from scm_bench.train.setup import Parts, build_parts
 
@@ -27,7 +28,7 @@ class Window:
         self.sums: dict[str, float] = {}
         self.n = 0
         self.grad_max = 0.0
-        self.tbin = torch.zeros(3, io.T_BINS, dtype=torch.float64)  # count, sum ||g||, sum w
+        self.tbin = torch.zeros(3, rundir.T_BINS, dtype=torch.float64)  # count, sum ||g||, sum w
 
     def add(self, values: dict[str, float], diag: dict[str, torch.Tensor]) -> None:
         self.n += 1
@@ -35,7 +36,7 @@ class Window:
             self.sums[k] = self.sums.get(k, 0.0) + v
         self.grad_max = max(self.grad_max, values["grad_norm"])
         if "g_norm" in diag:
-            b = io.t_bin(diag["t"].detach().cpu())
+            b = rundir.t_bin(diag["t"].detach().cpu())
             for row, val in (
                 (0, torch.ones_like(b, dtype=torch.float64)),
                 (1, diag["g_norm"].cpu().double()),
@@ -51,6 +52,25 @@ class Window:
             means = torch.where(count > 0, self.tbin[1:] / count.clamp_min(1), float("nan"))
             out["g_norm_tbin"], out["weight_tbin"] = means.tolist()
         return out
+
+
+class Stopwatch:
+    """Seconds spent inside ``with stopwatch():`` blocks (CUDA synchronized around each)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda, self.seconds = device.type == "cuda", 0.0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self.cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.cuda:
+                torch.cuda.synchronize()
+            self.seconds += time.perf_counter() - start
 
 
 def nonfinite_grad(module: torch.nn.Module) -> str | None:
@@ -111,11 +131,11 @@ def train_trial(
     out_dir.mkdir(parents=True, exist_ok=True)
     done = out_dir / "result.json"
     if done.exists():
-        previous = io.read_json(done)
+        previous = rundir.read_json(done)
         if previous.get("status") in ("ok", "diverged"):  # an outcome: never redone
             return previous
         done.unlink()  # a recorded failure: try again, from the last checkpoint
-    io.write_json(out_dir / "trial.json", spec.model_dump(mode="json"))
+    rundir.write_json(out_dir / "trial.json", spec.model_dump(mode="json"))
     if spec.needs_teacher() and teacher_dir is None:  # library / `train` use: train it here
         teacher_dir = out_dir / "teacher"
         train_trial(spec.teacher_trial(), teacher_dir, on_log=on_log)
@@ -126,10 +146,10 @@ def train_trial(
     gen = torch.Generator().manual_seed(spec.seed)
     ckpt_path, hist_path = out_dir / "checkpoint.pt", out_dir / "history.jsonl"
     step, window = 0, Window()
-    ckpt = io.load_checkpoint(ckpt_path)
+    ckpt = rundir.load_checkpoint(ckpt_path)
     if ckpt is not None:
         step = restore(parts, ckpt, gen, window)
-    io.truncate_history(hist_path, step)
+    rundir.truncate_history(hist_path, step)
     result = {"status": "ok", "steps_done": step, "diverged_step": None, "diverged_what": None}
     sync = torch.cuda.synchronize if parts.device.type == "cuda" else None
 
@@ -147,7 +167,11 @@ def train_trial(
             loss, diag = parts.loss(parts.net, x0, y, generator=gen)
         else:
             target = parts.ema if spec.student.target == "ema" else None
-            loss, diag = parts.loss(parts.net, x0, y, step=step, target=target, generator=gen)
+            jvp_clock = Stopwatch(parts.device)  # the JVP pass (one pass: with F_theta)
+            loss, diag = parts.loss(
+                parts.net, x0, y, step=step, target=target, generator=gen, timer=jvp_clock
+            )
+            diag["jvp_time"] = jvp_clock.seconds
         loss = loss.mean()
         bad = None if torch.isfinite(loss) else "loss"
         if bad is None:
@@ -180,7 +204,7 @@ def train_trial(
             if k in diag:
                 values[k] = float(diag[k].float().mean())
         if "jvp_time" in diag:
-            values["jvp_time"] = float(diag["jvp_time"])
+            values["jvp_time"] = diag["jvp_time"]
         if spec.method != "teacher":
             values["r"] = parts.loss.warmup_ratio(step)
         window.add(values, diag)
@@ -188,12 +212,12 @@ def train_trial(
         # Logging and checkpointing.
         if step % spec.train.log_every == 0 or step == spec.train.steps:
             row = window.row(step, values)
-            io.append_history(hist_path, row)
+            rundir.append_history(hist_path, row)
             if on_log is not None:
                 on_log(row)
             window = Window()
         if step % spec.train.checkpoint_every == 0 or step == spec.train.steps:
-            io.save_checkpoint(ckpt_path, state_of(parts, step, gen, window))
+            rundir.save_checkpoint(ckpt_path, state_of(parts, step, gen, window))
     result["steps_done"] = step if result["status"] == "ok" else step - 1
 
     # Evaluation of a finished trial.
@@ -202,5 +226,5 @@ def train_trial(
     result["peak_mem_mb"] = peak_memory_mb(parts.device)
     result["wall_time"] = time.perf_counter() - start_wall
     result["device"] = str(parts.device)
-    io.write_json(out_dir / "result.json", result)
+    rundir.write_json(out_dir / "result.json", result)
     return result

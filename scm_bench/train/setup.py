@@ -8,9 +8,10 @@ from pathlib import Path
 import torch
 
 from scm_bench.core.ema import make_ema
-from scm_bench.core.losses import SCMLoss, TeacherLoss
+from scm_bench.core.losses import GuidedTeacher, SCMLoss, TeacherLoss
 from scm_bench.core.weighting import AdaptiveWeight
 from scm_bench.data import Dataset, load_dataset
+from scm_bench.errors import RunError
 from scm_bench.nets import build_net
 from scm_bench.spec.schema import TrialSpec
 
@@ -19,7 +20,7 @@ def pick_device(choice: str) -> torch.device:
     """auto: CUDA when a GPU is visible, else CPU."""
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError("device=cuda was asked for but no GPU is visible")
+            raise RunError("device: cuda asked, but no GPU is visible; use device: auto or cpu")
         return torch.device("cuda")
     return torch.device("cpu")
 
@@ -53,27 +54,20 @@ def build_loss(
     adaptive: AdaptiveWeight | None = None,  # None = fixed weight (weighting.adaptive off)
     teacher: torch.nn.Module | None = None,  # required for method=scd
 ) -> TeacherLoss | SCMLoss:
-    """The trial's objective: the TrigFlow teacher loss or the sCT / sCD loss (jvp.* switches)."""
+    """The trial's objective: the TrigFlow teacher loss or the sCT / sCD loss."""
+    proposal = spec.proposal.config()
     if spec.method == "teacher":
-        return TeacherLoss(
-            sigma_d, spec.proposal.p_mean, spec.proposal.p_std, spec.train.label_dropout
-        )
+        return TeacherLoss(sigma_d, proposal, spec.train.label_dropout)
+    distil = GuidedTeacher(teacher, spec.student.guidance) if spec.method == "scd" else None
     return SCMLoss(
         sigma_d,
         spec.method,
-        p_mean=spec.proposal.p_mean,
-        p_std=spec.proposal.p_std,
-        tangent_mode=spec.tangent.mode,
-        tangent_norm=spec.tangent.norm,
-        tangent_c=spec.tangent.c,
-        warmup_steps=spec.tangent.warmup_steps,
-        ordering=spec.jvp.ordering,
-        precision=spec.jvp.precision,
-        backend=spec.jvp.backend,
-        prior=spec.weighting.prior,
-        adaptive=adaptive,
-        teacher=teacher if spec.method == "scd" else None,
-        guidance=spec.student.guidance,
+        proposal,
+        spec.tangent.config(),
+        spec.jvp.config(),
+        spec.weighting.prior,
+        adaptive,
+        distil,
     )
 
 

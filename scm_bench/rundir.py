@@ -1,5 +1,8 @@
-"""A trial directory: resolved spec, metric history (JSONL), checkpoints and the result.
+"""The run-directory format: what trials write and the runner, metrics and reports read.
 
+A leaf module (it imports nothing of scm_bench). Layout of a run (docs/run-layout.md):
+
+<run dir>/spec.yaml, trials.json, results.csv / .parquet, run.json, report/, trials/<id>/
 <trial dir>/trial.json      the resolved TrialSpec
 <trial dir>/history.jsonl   one row per log step (see ``HISTORY_FIELDS``)
 <trial dir>/checkpoint.pt   latest resumable state
@@ -13,8 +16,13 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import torch
+
+FINISHED = ("ok", "diverged")  # outcomes: never redone
+STATUSES = ("ok", "diverged", "failed", "pending")
 
 HISTORY_FIELDS = {
     "step": "optimizer step (1-based) at the end of the logged window",
@@ -81,3 +89,39 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+
+
+def trial_outcome(trial_dir: Path) -> dict | None:
+    """The trial's result.json, or None when it has not finished."""
+    path = Path(trial_dir) / "result.json"
+    return read_json(path) if path.exists() else None
+
+
+def is_finished(trial_dir: Path) -> bool:
+    res = trial_outcome(trial_dir)
+    return res is not None and res.get("status") in FINISHED
+
+
+def trial_row(
+    trial_id: str, variant: str, seed: int, method: str, axes: dict[str, Any], trial_dir: Path
+) -> dict:
+    """One results row from a trial's identity and its result.json: status ``pending`` while
+    it has none, else the outcome's scalar fields and its final metrics."""
+    row = {"trial_id": trial_id, "variant": variant, "seed": seed, "method": method, **axes}
+    result = trial_outcome(trial_dir)
+    if result is None:
+        return row | {"status": "pending"}
+    row.update({k: v for k, v in result.items() if k != "metrics" and not isinstance(v, dict)})
+    row.update(result.get("metrics") or {})
+    return row
+
+
+def write_results(rows: list[dict], run_dir: Path) -> pd.DataFrame:
+    """results.csv and results.parquet, rows sorted by trial id (stable across re-runs)."""
+    df = pd.DataFrame(rows).sort_values("trial_id", kind="stable").reset_index(drop=True)
+    df.to_csv(run_dir / "results.csv", index=False)
+    try:
+        df.to_parquet(run_dir / "results.parquet", index=False)
+    except (ValueError, TypeError):  # mixed-type axis columns: the CSV is the record
+        (run_dir / "results.parquet").unlink(missing_ok=True)
+    return df

@@ -1,0 +1,55 @@
+"""Where trials run: joining a Ray cluster or starting a local one, and checking resources."""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+from scm_bench.errors import RunError
+from scm_bench.spec import AblationSpec, Trial
+
+
+def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
+    """Join an existing Ray (``address`` or RAY_ADDRESS) or start a local one; True if started."""
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    kwargs = {"address": address, "log_to_driver": False, "configure_logging": False}
+    if address == "local":
+        kwargs.update(include_dashboard=dashboard, dashboard_host=host)
+    ctx = ray.init(**kwargs)
+    if dashboard:
+        url = f"http://{ctx.dashboard_url}" if ctx.dashboard_url else "(dashboard not available)"
+        echo(f"Ray dashboard: {url}")
+        echo(
+            "  token authentication is on: sign in with the token printed by "
+            "`ray get-auth-token` (stored in ~/.ray/auth_token), or send the header "
+            "'Authorization: Bearer <token>'"
+        )
+        port = next((n.get("MetricsExportPort") for n in ray.nodes() if n.get("Alive")), None)
+        echo(
+            f"  live trial metrics (Prometheus format, tag trial_id): "
+            f"http://127.0.0.1:{port}/metrics -> ray_scm_bench_loss, ray_scm_bench_grad_norm, "
+            "ray_scm_bench_g_norm, ray_scm_bench_steps_per_sec, ray_scm_bench_diverged"
+        )
+    return address == "local"
+
+
+def check_resources(spec: AblationSpec, trials: list[Trial]) -> None:
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if spec.resources.gpu > gpus:
+        raise RunError(
+            f"resources.gpu: {spec.resources.gpu} GPU per trial asked, but the Ray "
+            f"cluster has {gpus:g}; set resources.gpu: 0 or use --address with a GPU "
+            "cluster"
+        )
+    if gpus == 0 and any(t.spec.device == "cuda" for t in trials):
+        raise RunError(
+            "trial.device: cuda asked, but the Ray cluster has no GPU; use device: auto or cpu"
+        )
+    if spec.resources.cpu > ray.cluster_resources().get("CPU", 0):
+        raise RunError(
+            f"resources.cpu: {spec.resources.cpu} CPUs per trial asked, but the "
+            f"cluster has {ray.cluster_resources().get('CPU', 0):g}"
+        )

@@ -1,0 +1,57 @@
+"""Dotted setting paths (``tangent.mode``) and one-line messages for pydantic errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from scm_bench.errors import SpecError, did_you_mean
+
+
+def set_dotted(data: dict, dotted: str, value: Any, where: str = "--set") -> None:
+    """data[a][b][c] = value for 'a.b.c', creating mappings on the way."""
+    *heads, last = dotted.split(".")
+    node = data
+    for h in heads:
+        node = node.setdefault(h, {})
+        if not isinstance(node, dict):
+            raise SpecError([f"{where}: {dotted}: {h} is not a mapping"])
+    node[last] = value
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The pydantic model that owns the field at ``loc`` (for listing allowed keys)."""
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        ann = field.annotation if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return model
+        model = ann
+    return model
+
+
+def format_errors(
+    err: ValidationError, where: str, model: type[BaseModel], prefix: str = ""
+) -> list[str]:
+    """One line per pydantic error: path, bad value, what is allowed, near-match suggestion."""
+    lines = []
+    for e in err.errors():
+        loc = e["loc"]
+        path = prefix + ".".join(str(p) for p in loc)
+        bad = e.get("input")
+        if e["type"] == "extra_forbidden":
+            owner = _model_at(model, loc[:-1])
+            allowed = sorted(owner.model_fields)
+            msg = f"unknown key{did_you_mean(loc[-1], allowed)}; allowed: {', '.join(allowed)}"
+        elif e["type"] == "literal_error":
+            allowed = e["ctx"]["expected"]
+            msg = f"{bad!r} is not allowed; allowed: {allowed}"
+            options = [a.strip(" '") for a in allowed.replace(" or ", ",").split(",")]
+            msg += did_you_mean(bad, options)
+        elif e["type"] == "missing":
+            msg = "required field is missing"
+        else:
+            msg = f"{e['msg']} (got {bad!r})" if bad is not None else e["msg"]
+        lines.append(f"{where}: {path}: {msg}")
+    return lines
