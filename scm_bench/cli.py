@@ -11,15 +11,29 @@ from pathlib import Path
 EXIT_USER_ERROR = 2
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def _sets(args) -> list[str]:
     return list(args.set or [])
 
 
 def cmd_validate(args) -> int:
     from scm_bench.spec import load_trials
+    from scm_bench.spec.check import preflight
 
     for path in args.specs:
-        print(f"{path}: ok ({len(load_trials(path, _sets(args)).trials)} trials)")
+        trials = load_trials(path, _sets(args)).trials
+        preflight(trials, str(path))
+        print(f"{path}: ok ({len(trials)} trials)")
     return 0
 
 
@@ -168,7 +182,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--address", help="existing Ray cluster (default: RAY_ADDRESS or local)")
     s.add_argument("--dashboard", action="store_true", help="start Ray's dashboard")
     s.add_argument("--dashboard-host", default="127.0.0.1", help="dashboard bind address")
-    s.add_argument("--max-concurrent", type=int, help="trials at once (default: CPUs / cpu)")
+    s.add_argument(
+        "--max-concurrent", type=positive_int, help="trials at once (default: CPUs / cpu)"
+    )
     s.add_argument("--teacher-cache", help="teacher cache (default <out>/../_teachers)")
     s.set_defaults(fn=cmd_run)
 

@@ -52,6 +52,10 @@ class Progress(tune.Callback):
         res = trial.last_result or {}
         self._line(f"{self._name(trial, res)}: {res.get('status', 'ok')} in {fmt_seconds(took)}")
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """A crashed trial that Tune restarts: it starts again, so it is not running twice."""
+        self.running = max(0, self.running - 1)
+
     def on_trial_error(self, iteration, trials, trial, **info):
         self._finish(trial)
         self.failed += 1

@@ -20,7 +20,6 @@ import yaml
 from ray import tune
 
 from scm_bench import rundir
-from scm_bench.errors import RunError
 from scm_bench.report import write_report
 from scm_bench.runner.cluster import check_resources, connect
 from scm_bench.runner.progress import Progress
@@ -28,6 +27,7 @@ from scm_bench.runner.results import result_row
 from scm_bench.runner.search import search_rows, tune_search
 from scm_bench.runner.trainable import Job, crash_hook, teacher_dir, trainable
 from scm_bench.spec import AblationSpec, Trial
+from scm_bench.spec.check import preflight
 
 # Tune's console tables and TensorBoard hints would drown the progress lines; legacy output at
 # verbose=0 prints nothing, and Progress reports instead.
@@ -73,28 +73,6 @@ def tune_jobs(
             rundir.write_json(
                 job.dir / "result.json", {"status": "failed", "error": err.splitlines()[-1][:500]}
             )
-
-
-def preflight(trials: list[Trial]) -> None:
-    """Data folders and feature-network weights are checked before anything trains."""
-    from scm_bench import metrics
-    from scm_bench.data import DataError, load_dataset
-
-    seen = set()
-    for t in trials:
-        key = t.spec.data.model_dump_json()
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            ds = load_dataset(t.spec.data)
-        except DataError as err:
-            raise RunError(f"trial.data: {err}") from None
-        names = t.spec.eval.metrics or metrics.default_sample_metrics(ds.name)
-        try:
-            metrics.check_available(ds.name, names, inception=t.spec.eval.inception)
-        except ValueError as err:
-            raise RunError(str(err)) from None
 
 
 def student_job(t: Trial, out_dir: Path, cache: Path, threads: int) -> Job | None:

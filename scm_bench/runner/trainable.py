@@ -65,8 +65,9 @@ def trainable(config: dict, jobs: dict[str, Job]) -> None:
     job = jobs[config["trial_id"]]
     torch.set_num_threads(job.threads)
     spec, trial_dir = job.spec, job.dir
-    if "params" in config:
-        spec = spec.override(config["params"], "search proposal")
+    if "params" in config:  # numpy scalars from the search space become plain Python values
+        params = {k: getattr(v, "item", lambda v=v: v)() for k, v in config["params"].items()}
+        spec = spec.override(params, "search proposal")
         trial_dir = job.dir / f"search-{spec.digest()}"
     tdir = teacher_dir(spec, job.teacher_cache)
     if tdir is not None and not rundir.is_finished(tdir):

@@ -47,28 +47,42 @@ def split_sets(sets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return spec_level, trial_level
 
 
+def _collect(fn, errors: list[str]):
+    """fn(), or None with its SpecError lines appended to ``errors`` (one pass, every problem)."""
+    try:
+        return fn()
+    except SpecError as err:
+        errors.extend(line for line in err.lines if line not in errors)
+        return None
+
+
 def load_trials(path: str | Path, sets: list[str] = ()) -> Loaded:
     """Read a spec (an ablation, or a bare trial spec: one trial), apply ``--set`` overrides
-    and expand it into trials, validating everything once."""
-    where = str(path)
+    and expand it into trials, validating everything once and reporting every problem."""
+    where, errors = str(path), []
     spec_sets, trial_sets = split_sets(parse_sets(list(sets)))
-    if not {"name", "trial"} & set(read_yaml(Path(path))):  # a bare trial spec
-        spec = AblationSpec(name=Path(path).stem.replace(" ", "_") or "trial",
-                            trial=read_yaml(Path(path)))  # fmt: skip
-        spec = spec.model_copy(update={"seeds": [spec.trial.get("seed", 0)]})
+    data = read_yaml(Path(path))
+    if not {"name", "trial"} & set(data):  # a bare trial spec: one trial
+        data = {"name": Path(path).stem, "trial": data, "seeds": [data.get("seed", 0)]}
+        spec = _collect(lambda: AblationSpec.model_validate(data), errors)
     else:
-        spec = load_spec(path, spec_sets)
-    base = base_trial(spec, where)
+        spec = _collect(lambda: load_spec(path, spec_sets), errors)
+    if spec is None:  # still report the trial section's own problems in this pass
+        trial = data.get("trial")
+        if isinstance(trial, dict):
+            raw = AblationSpec.model_construct(name="x", trial=trial)
+            _collect(lambda: base_trial(raw, where), errors)
+        raise SpecError(errors)
+    base = _collect(lambda: base_trial(spec, where), errors) or TrialSpec()
     controlled = set(spec.axes) | {p for group in spec.zip for p in group} | {"seed"}
-    clash = sorted(set(trial_sets) & controlled)
-    if clash:
-        raise SpecError(
-            [
-                f"--set {p}: this setting is an axis (or the seeds) of {where}; change the axis "
-                "values or `seeds` instead"
-                for p in clash
-            ]  # fmt: skip
-        )
+    errors += [
+        f"--set {p}: this setting is an axis (or the seeds) of {where}; change the axis values "
+        "or `seeds` instead"
+        for p in sorted(set(trial_sets) & controlled)
+    ]
     if trial_sets:
-        base = base.override(trial_sets, "--set")
-    return Loaded(spec, base, expand(spec, base, where), where)
+        base = _collect(lambda: base.override(trial_sets, "--set"), errors) or base
+    trials = _collect(lambda: expand(spec, base, where), errors)
+    if errors:
+        raise SpecError(errors)
+    return Loaded(spec, base, trials, where)

@@ -4,33 +4,37 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt, field_validator
 
 from scm_bench.spec.schema import Section
 
 
 class Resources(Section):
-    cpu: float = Field(1.0, gt=0, description="CPUs reserved per trial (also torch threads).")
-    gpu: float = Field(0.0, ge=0, description="GPUs per trial; refused up front if none exist.")
+    cpu: StrictFloat = Field(1.0, gt=0, description="CPUs reserved per trial (also torch threads).")
+    gpu: StrictFloat = Field(
+        0.0, ge=0, description="GPUs per trial; refused up front if none exist."
+    )
 
 
 class SearchParam(Section):
     type: Literal["uniform", "loguniform", "int", "choice"] = Field(
         description="uniform / loguniform over [low, high], int in [low, high], or choice."
     )
-    low: float | None = Field(None, description="Lower bound (uniform, loguniform, int).")
-    high: float | None = Field(None, description="Upper bound (uniform, loguniform, int).")
+    low: StrictFloat | None = Field(None, description="Lower bound (uniform, loguniform, int).")
+    high: StrictFloat | None = Field(None, description="Upper bound (uniform, loguniform, int).")
     values: list[Any] | None = Field(None, description="Candidates (choice).")
 
 
 class SearchSpec(Section):
     metric: str = Field(description="Result column to optimize, e.g. swd_2step or fid_1step.")
-    num_samples: int = Field(8, ge=1, description="Trials Optuna proposes.")
+    num_samples: StrictInt = Field(8, ge=1, description="Trials Optuna proposes.")
     params: dict[str, SearchParam] = Field(description="Dotted trial path -> search range.")
 
 
 class FailureSpec(Section):
-    max_retries: int = Field(1, ge=0, description="Retries of a crashed trial before 'failed'.")
+    max_retries: StrictInt = Field(
+        1, ge=0, description="Retries of a crashed trial before 'failed'."
+    )
 
 
 class AblationSpec(Section):
@@ -49,8 +53,10 @@ class AblationSpec(Section):
         default_factory=list,
         description="Groups of axes that change together (equal-length lists within a group).",
     )
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(
-        default_factory=lambda: [0], description="Seeds of every variant (each >= 0)."
+    seeds: list[Annotated[StrictInt, Field(ge=0)]] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        description="Seeds of every variant (each >= 0).",
     )
     baseline: dict[str, Any] | None = Field(
         None, description="Axis values of the baseline variant (reports diff against it)."
@@ -60,3 +66,11 @@ class AblationSpec(Section):
     search: SearchSpec | None = Field(
         None, description="Tune with Optuna instead of a grid (axes must then be empty)."
     )
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seeds must be distinct; repeated: {repeated}")
+        return seeds

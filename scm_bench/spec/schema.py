@@ -11,13 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+)
 
 from scm_bench.core.jvp import JVPBackend, JVPConfig, JVPOrdering, JVPPrecision
 from scm_bench.core.losses import Method
-from scm_bench.core.sampling import Solver
+from scm_bench.core.sampling import SAMPLER_NAME, Solver
 from scm_bench.core.tangent import TangentConfig, TangentMode, TangentNorm
 from scm_bench.core.trigflow import Proposal
 from scm_bench.core.weighting import PriorWeight
@@ -32,9 +40,10 @@ from scm_bench.spec.paths import format_errors, set_dotted
 
 
 class Section(BaseModel):
-    """Base for every spec section: unknown keys are errors, values are frozen after validation."""
+    """Base for every spec section: unknown keys are errors, values are frozen after validation;
+    numbers are strict (``true`` is not 1, ``'3'`` is not 3) and finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataSpec(Section):
@@ -49,26 +58,28 @@ class DataSpec(Section):
         None,
         description="cifar10 / image_folder: local folder holding the data (never downloaded).",
     )
-    resolution: int = Field(
+    resolution: StrictInt = Field(
         32, ge=4, le=512, description="image_folder: images are resized to this."
     )
-    class_cond: bool = Field(False, description="Condition the networks on class labels.")
+    class_cond: StrictBool = Field(False, description="Condition the networks on class labels.")
 
 
 class NetSpec(Section):
     arch: Arch = Field("mlp", description="Backbone network F.")
-    width: int = Field(128, ge=4, description="MLP hidden width / U-Net base channels / DiT width.")
-    depth: int = Field(
+    width: StrictInt = Field(
+        128, ge=4, description="MLP hidden width / U-Net base channels / DiT width."
+    )
+    depth: StrictInt = Field(
         4, ge=1, description="MLP residual blocks / U-Net blocks per level / DiT blocks."
     )
-    channel_mult: tuple[int, ...] = Field(
+    channel_mult: tuple[StrictInt, ...] = Field(
         (1, 2), description="U-Net: channel multiplier per level."
     )
-    attn_resolutions: tuple[int, ...] = Field(
+    attn_resolutions: tuple[StrictInt, ...] = Field(
         (4,), description="U-Net: resolutions with self-attention (see attention.kernel)."
     )
-    patch_size: int = Field(2, ge=1, description="DiT: patch size.")
-    heads: int = Field(4, ge=1, description="DiT / U-Net attention heads.")
+    patch_size: StrictInt = Field(2, ge=1, description="DiT: patch size.")
+    heads: StrictInt = Field(4, ge=1, description="DiT / U-Net attention heads.")
     time_transform: TimeTransform = Field(
         "identity",
         description="c_noise(t): identity t (paper) | EDM log(sigma_d tan t)/4 | 1000 t.",
@@ -76,7 +87,7 @@ class NetSpec(Section):
     time_embedding: TimeEmbeddingKind = Field(
         "positional", description="Time embedding: positional (paper) | random Fourier features."
     )
-    fourier_scale: float = Field(
+    fourier_scale: StrictFloat = Field(
         16.0, gt=0, description="Std of Fourier frequencies (16 is the paper's unstable case)."
     )
     adagn: AdaGN = Field(
@@ -84,8 +95,8 @@ class NetSpec(Section):
         description="Adaptive norm: double (pixel-normed scale and shift, paper) | single "
         "(norm(x)(1+s)+b) | scale (norm(x)(1+s)).",
     )
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability inside blocks.")
-    emb_dim: int = Field(128, ge=8, description="Width of the time embedding.")
+    dropout: StrictFloat = Field(0.0, ge=0, lt=1, description="Dropout probability inside blocks.")
+    emb_dim: StrictInt = Field(128, ge=8, description="Width of the time embedding.")
 
 
 class TangentSpec(Section):
@@ -93,8 +104,8 @@ class TangentSpec(Section):
         "normalize", description="Tangent g: normalize g/(||g||+c) (paper) | clip to [-1, 1] | raw."
     )
     norm: TangentNorm = Field("l2", description="Norm used by normalize: L2 (paper) | RMS.")
-    c: float = Field(0.1, gt=0, description="Normalization constant c in g/(||g||+c).")
-    warmup_steps: int = Field(
+    c: StrictFloat = Field(0.1, gt=0, description="Normalization constant c in g/(||g||+c).")
+    warmup_steps: StrictInt = Field(
         10000, ge=0, description="Tangent warmup H: r = min(1, step/H); 0 switches warmup off."
     )
 
@@ -103,7 +114,7 @@ class TangentSpec(Section):
 
 
 class WeightingSpec(Section):
-    adaptive: bool = Field(True, description="Learned adaptive weighting w_phi(t) (paper).")
+    adaptive: StrictBool = Field(True, description="Learned adaptive weighting w_phi(t) (paper).")
     prior: PriorWeight = Field(
         "none",
         description="Extra prior weight on top of Algorithm 1: none (the paper: its prior "
@@ -139,7 +150,7 @@ class AttentionSpec(Section):
         description="flash: blockwise online-softmax attention with a fused JVP, O(N) memory "
         "(paper) / math: softmax(QK^T)V on the full N x N matrix, closed-form JVP, O(N^2).",
     )
-    block_size: int = Field(128, ge=8, description="flash: key/query block size.")
+    block_size: StrictInt = Field(128, ge=8, description="flash: key/query block size.")
 
 
 class StudentSpec(Section):
@@ -149,63 +160,64 @@ class StudentSpec(Section):
     init: Literal["teacher", "scratch"] = Field(
         "teacher", description="Student initialization: from the teacher (paper) | from scratch."
     )
-    guidance: float = Field(
+    guidance: StrictFloat = Field(
         1.0, ge=1.0, description="sCD: classifier-free guidance scale of the teacher (1 = none)."
     )
 
 
 class ProposalSpec(Section):
-    p_mean: float = Field(-1.0, description="Mean of tau in t = arctan(exp(tau)/sigma_d).")
-    p_std: float = Field(1.4, gt=0, description="Std of tau (CIFAR-10: 1.4).")
+    p_mean: StrictFloat = Field(-1.0, description="Mean of tau in t = arctan(exp(tau)/sigma_d).")
+    p_std: StrictFloat = Field(1.4, gt=0, description="Std of tau (CIFAR-10: 1.4).")
 
     def config(self) -> Proposal:
         return Proposal(self.p_mean, self.p_std)
 
 
 class TrainSpec(Section):
-    steps: int = Field(400, ge=1, description="Optimizer steps.")
-    batch_size: int = Field(256, ge=1, description="Batch size.")
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
-    beta2: float = Field(0.99, gt=0, lt=1, description="Adam beta2.")
-    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA decay of weights.")
-    log_every: int = Field(10, ge=1, description="Write a history row every this many steps.")
-    checkpoint_every: int = Field(
+    steps: StrictInt = Field(400, ge=1, description="Optimizer steps.")
+    batch_size: StrictInt = Field(256, ge=1, description="Batch size.")
+    lr: StrictFloat = Field(1e-3, gt=0, description="Adam learning rate.")
+    beta2: StrictFloat = Field(0.99, gt=0, lt=1, description="Adam beta2.")
+    ema_decay: StrictFloat = Field(0.999, ge=0, lt=1, description="EMA decay of weights.")
+    log_every: StrictInt = Field(10, ge=1, description="Write a history row every this many steps.")
+    checkpoint_every: StrictInt = Field(
         100, ge=1, description="Save a resumable checkpoint every N steps."
     )
-    label_dropout: float = Field(
+    label_dropout: StrictFloat = Field(
         0.1, ge=0, le=1, description="Teacher: probability of dropping the label (for CFG)."
     )
 
 
 class TeacherSpec(Section):
-    steps: int = Field(1000, ge=1, description="Teacher optimizer steps.")
-    lr: float = Field(2e-3, gt=0, description="Teacher Adam learning rate.")
-    batch_size: int = Field(256, ge=1, description="Teacher batch size.")
+    steps: StrictInt = Field(1000, ge=1, description="Teacher optimizer steps.")
+    lr: StrictFloat = Field(2e-3, gt=0, description="Teacher Adam learning rate.")
+    batch_size: StrictInt = Field(256, ge=1, description="Teacher batch size.")
 
 
 class SamplingSpec(Section):
-    t_max: float = Field(
+    t_max: StrictFloat = Field(
         math.atan(80 / 0.5), gt=0, le=math.pi / 2, description="Start time of 1-step sampling."
     )
-    t_mid: float = Field(
+    t_mid: StrictFloat = Field(
         1.1, gt=0, lt=math.pi / 2, description="Re-noising time of 2-step sampling."
     )
-    teacher_steps: int = Field(18, ge=1, description="Teacher ODE solver steps.")
+    teacher_steps: StrictInt = Field(18, ge=1, description="Teacher ODE solver steps.")
     solver: Solver = Field(
         "heun", description="Teacher ODE solver (Heun: 2 steps - 1 NFE per step pair)."
     )
 
 
 class EvalSpec(Section):
-    n_samples: int = Field(2000, ge=16, description="Samples generated per evaluation.")
-    samplers: tuple[str, ...] = Field(
+    n_samples: StrictInt = Field(2000, ge=16, description="Samples generated per evaluation.")
+    samplers: tuple[Annotated[str, Field(pattern=SAMPLER_NAME)], ...] = Field(
         ("1step", "2step"),
+        min_length=1,
         description="Student samplers evaluated: 1step, 2step, or Nstep (e.g. 4step).",
     )
     metrics: tuple[str, ...] = Field(
         (), description="Sample-quality metrics; empty = the dataset's default metrics."
     )
-    grid: int = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
+    grid: StrictInt = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
     inception: str | None = Field(
         None,
         description="Path to clean-fid's inception-2015-12-05.pt for RGB FID (default: "
@@ -221,7 +233,7 @@ class TrialSpec(Section):
         description="teacher: TrigFlow diffusion | sct: consistency training | "
         "scd: consistency distillation.",
     )
-    seed: int = Field(0, ge=0, description="Random seed (data, init, noise).")
+    seed: StrictInt = Field(0, ge=0, description="Random seed (data, init, noise).")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when a GPU is visible, else CPU."
     )
