@@ -210,3 +210,16 @@ def test_a_lock_being_written_is_waited_for_not_called_damaged(tmp_path):
     with pytest.raises(LockedError, match=f"in use by pid {os.getppid()} on"):
         RunLock(tmp_path).acquire()
     writer.join()
+
+
+def test_a_driver_acting_on_an_outdated_view_of_a_stale_lock_leaves_the_new_lock(tmp_path):
+    """The race the folder flock closes: B reads the stale lock, A takes it over first, then
+    B's takeover step runs; B must re-read and leave A's lock in place."""
+    stale = json.loads(plant(tmp_path, pid=dead_pid()).read_text())
+    late = RunLock(tmp_path)
+    with RunLock(tmp_path) as first:
+        assert first.note is not None  # A took the stale lock over
+        held = (tmp_path / LOCK_NAME).read_text()
+        late._refuse_or_remove(stale)  # B, acting on what it read before A's takeover
+        assert (tmp_path / LOCK_NAME).read_text() == held
+        assert late.note is None
