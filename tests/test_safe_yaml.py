@@ -50,7 +50,8 @@ def test_plain_pyyaml_keeps_the_last_duplicate_silently_and_load_yaml_refuses_it
 def test_keys_equal_after_loading_are_duplicates():
     assert "duplicate key 1 (first at line 1)" in refusal("1: a\n0x1: b\n")
     assert "line 2: duplicate key None (first at line 1)" in refusal("~: a\nnull: b\n")
-    assert "line 4: duplicate key '<<' (first at line 3)" in refusal("d: &d {a: 1}\ne:\n  <<: *d\n  <<: *d\n")
+    two_merges = "d: &d {a: 1}\ne:\n  <<: *d\n  <<: *d\n"
+    assert "line 4: duplicate key '<<' (first at line 3)" in refusal(two_merges)
 
 
 @given(st.lists(KEYS, min_size=1, max_size=8, unique=True), st.data())
