@@ -6,10 +6,10 @@
 - duplicate keys in a mapping (plain PyYAML keeps the last one silently);
 - aliases expanding to over ``MAX_ALIAS_NODES`` nodes ("billion laughs": PyYAML shares aliased
   objects, but whatever walks, copies, validates or prints the spec expands them), and cycles;
-- nesting deeper than ``MAX_DEPTH`` (plain PyYAML dies with RecursionError);
-- texts over ``MAX_YAML_CHARS``; python/custom tags; unconvertible values (``2001-99-99``).
+- nesting deeper than ``MAX_DEPTH`` (plain PyYAML dies with RecursionError); texts over
+  ``MAX_YAML_CHARS``; python/custom tags; unconvertible values (``2001-99-99``).
 
-``excerpt`` renders any value for an error message in bounded time and length, and
+``excerpt`` renders any value for an error message in bounded time and length;
 ``check_sizes`` enforces the per-spec limits below unless ``--allow-large`` is given.
 """
 
@@ -166,26 +166,27 @@ def load_yaml(text: str, where: str) -> object:
             f"{where}: YAML text has {len(text):,} characters; allowed: at most "
             f"{MAX_YAML_CHARS:,} (split the spec or generate fewer values)"
         )
-    loader = _SafeSpecLoader(text, where)
-    try:
-        return loader.get_single_data()
+    try:  # the loader refuses non-printable characters as it is created
+        return _SafeSpecLoader(text, where).get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = " ".join((exc.problem or exc.context or "invalid YAML").split())
+        if exc.problem and exc.context:  # e.g. (while scanning a simple key at line 3)
+            ctx = " ".join(exc.context.split())
+            line = f" at line {exc.context_mark.line + 1}" if exc.context_mark else ""
+            problem += f" ({ctx}{line})"
         if problem.startswith("could not determine a constructor for the tag"):
             tag = problem.split("tag", 1)[1].strip()
             problem = (
                 f"tag {excerpt(tag.strip(chr(39)), 60)} is not allowed; allowed: plain YAML "
                 "(mappings, lists, strings, numbers, booleans, null)"
             )
-        elif problem == "but found another document":
+        elif exc.problem == "but found another document":
             problem = "a second YAML document (---); allowed: one document per spec"
         raise YamlLoadError(f"{where}: {at}{problem}") from None
     except yaml.YAMLError as exc:
         raise YamlLoadError(f"{where}: invalid YAML: {_first_line(exc)}") from None
-    finally:
-        loader.dispose()
 
 
 def check_sizes(

@@ -198,7 +198,17 @@ def test_unconvertible_values_name_their_line_where_pyyaml_raises_a_bare_valueer
 
 def test_syntax_errors_and_second_documents_are_one_line():
     assert refusal("a: [1, 2\n") == (
-        "spec.yaml: line 2, column 1: expected ',' or ']', but got '<stream end>'"
+        "spec.yaml: line 2, column 1: expected ',' or ']', but got '<stream end>' "
+        "(while parsing a flow sequence at line 1)"
+    )
+    assert refusal("a: &x 1\nb: &x 2\n") == (
+        "spec.yaml: line 2, column 4: second occurrence (found duplicate anchor 'x'; "
+        "first occurrence at line 1)"
+    )
+    with pytest.raises(yaml.YAMLError):
+        yaml.safe_load("a: \x00")
+    assert refusal("a: \x00") == (
+        "spec.yaml: invalid YAML: unacceptable character #x0000: special characters are not allowed"
     )
     assert "one document per spec" in refusal("a: 1\n---\nb: 2\n")
 
