@@ -1,0 +1,110 @@
+"""names: run names cannot escape runs/, and --out refuses folders a run must not write into."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from scm_bench.names import RUN_NAME, check_out_dir, check_run_name
+
+TRICKY = st.text(alphabet="./\\-_ aZ09\n\x00é", max_size=6)
+OLD_SPEC_NAME = r"[A-Za-z0-9_.-]+"  # the AblationSpec.name pattern before this check
+
+
+def test_names_the_old_spec_pattern_let_through_are_refused_in_one_line():
+    for bad in ("..", ".", "-rf", "..."):
+        assert re.fullmatch(OLD_SPEC_NAME, bad)  # accepted before: runs/.. is the cwd
+    assert check_run_name("..") == (
+        "name: '..' is not a folder name; allowed: 1-100 characters from A-Z a-z 0-9 _ . - "
+        "starting with a letter or digit"
+    )
+    assert check_run_name("-rf").startswith("name: '-rf' starts with '-'")
+    assert check_run_name("a/b").startswith("name: 'a/b' contains a path separator")
+    assert check_run_name("x" * 101).startswith("name: 'xxx")
+    assert "has 101 characters" in check_run_name("x" * 101)
+    assert check_run_name("", field="--name").startswith("--name: '' is empty")
+    assert check_run_name(None).startswith("name: must be a string, got NoneType")
+    assert check_run_name("tangent_norm-v2.1") is None and check_run_name("x" * 100) is None
+
+
+@given(TRICKY | st.text(max_size=12) | st.from_regex(RUN_NAME, fullmatch=True))
+@example("..")
+@example(".")
+@example("a/../..")
+def test_an_accepted_name_is_a_direct_child_of_its_parent(name):
+    parent = Path("/srv/runs")
+    problem = check_run_name(name)
+    if problem is None:
+        resolved = Path(os.path.normpath(parent / name))
+        assert resolved.parent == parent and resolved.name == name
+        assert not name.startswith("-")
+    else:
+        assert "\n" not in problem and problem.startswith("name: ") and "allowed:" in problem
+
+
+def one_line(problem: str | None) -> str:
+    assert problem is not None and "\n" not in problem and problem.startswith("--out: ")
+    return problem
+
+
+def test_out_through_a_file_or_onto_a_file_is_refused(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("x")
+    assert one_line(check_out_dir(f / "run")).endswith(
+        f"goes through the file '{f}'; give a folder path, e.g. runs/<name>"
+    )
+    assert "is a file" in one_line(check_out_dir(f))
+    assert "goes through the file '/etc/passwd'" in one_line(check_out_dir("/etc/passwd/x"))
+
+
+def test_out_equal_to_the_cwd_a_parent_of_it_or_home_is_refused(tmp_path, monkeypatch):
+    work = tmp_path / "project"
+    (work / "runs").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "link").symlink_to(work)
+    for bad in (".", "", "runs/..", str(tmp_path), "/", str(tmp_path / "link")):
+        assert one_line(check_out_dir(bad))
+    assert "current folder or one of its parents" in check_out_dir("runs/..")
+    assert "home folder" in one_line(check_out_dir(tmp_path / "home"))
+    assert check_out_dir("runs/demo") is None  # new folder inside the cwd
+    assert check_out_dir("runs") is None  # existing writable folder inside the cwd
+    assert check_out_dir(tmp_path / "home" / "runs" / "demo") is None
+
+
+def expected_unwritable(locked: Path) -> str:
+    return (
+        f"--out: '{locked / 'a' / 'run'}': cannot write to its nearest existing parent "
+        f"'{locked}'; give a folder you can write"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_out_under_a_folder_we_cannot_write_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    assert check_out_dir(locked / "a" / "run") == expected_unwritable(locked)
+
+
+def test_out_under_a_folder_the_os_says_is_not_writable_is_refused(tmp_path, monkeypatch):
+    """The same check where the tests run as root: os.access answers for the folder asked."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: Path(p) != locked and real_access(p, mode)
+    )
+    assert check_out_dir(locked / "a" / "run") == expected_unwritable(locked)
+    assert check_out_dir(tmp_path / "free" / "run") is None
+
+
+def test_unusable_paths_are_refused_not_raised():
+    assert "embedded null byte" in one_line(check_out_dir("runs/a\x00b"))
+    assert "File name too long" in one_line(check_out_dir("/tmp/" + "a" * 5000))
+    assert "(5,005 chars)" in check_out_dir("/tmp/" + "a" * 5000)  # the path is not echoed
