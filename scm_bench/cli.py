@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import warnings
 from pathlib import Path
 
-EXIT_USER_ERROR = 2
+from scm_bench.exit_codes import INTERRUPTED, USER_ERROR, summary_code
 
 
 def positive_int(text: str) -> int:
@@ -31,7 +32,7 @@ def cmd_validate(args) -> int:
     from scm_bench.spec.check import preflight
 
     for path in args.specs:
-        trials = load_trials(path, _sets(args)).trials
+        trials = load_trials(path, _sets(args), args.allow_large).trials
         preflight(trials, str(path))
         print(f"{path}: ok ({len(trials)} trials)")
     return 0
@@ -40,7 +41,7 @@ def cmd_validate(args) -> int:
 def cmd_expand(args) -> int:
     from scm_bench.spec import load_trials
 
-    trials = load_trials(args.spec, _sets(args)).trials
+    trials = load_trials(args.spec, _sets(args), args.allow_large).trials
     if args.json:
         print(
             json.dumps(
@@ -65,12 +66,13 @@ def cmd_expand(args) -> int:
 def cmd_ls(args) -> int:
     from scm_bench import metrics
     from scm_bench.data import LOADERS
-    from scm_bench.spec.schema import field_docs
+    from scm_bench.spec.paths import field_docs
+    from scm_bench.spec.schema import TrialSpec
 
     what = args.what
     if what in ("all", "techniques"):
         print("# settings (dotted path, default, description)")
-        for path, default, desc in field_docs():
+        for path, default, desc in field_docs(TrialSpec):
             print(f"{path:28s} {default:24s} {desc}")
     if what in ("all", "datasets"):
         print("# datasets\n" + "\n".join(sorted(LOADERS)))
@@ -89,29 +91,46 @@ def cmd_ls(args) -> int:
     return 0
 
 
+def checked_dir(path: Path, flag: str) -> Path:
+    """``path`` if it is a safe folder to write into, else a one-line RunError naming ``flag``."""
+    from scm_bench.errors import RunError
+    from scm_bench.names import check_out_dir
+
+    problem = check_out_dir(path, flag)
+    if problem:
+        raise RunError(problem)
+    return path
+
+
 def cmd_train(args) -> int:
+    from scm_bench.lock import RunLock
     from scm_bench.spec import load_trials
     from scm_bench.train.loop import train_trial
 
-    spec = load_trials(args.config, _sets(args)).trials[0].spec  # a spec's first trial
-    result = train_trial(
-        spec,
-        Path(args.out),
-        on_log=lambda r: print(
-            f"step {r['step']}: loss {r['loss']:.4g} grad_norm {r['grad_norm']:.3g}", flush=True
-        ),
-    )
+    spec = load_trials(args.config, _sets(args), args.allow_large).trials[0].spec  # the first
+    out = checked_dir(Path(args.out), "--out")
+    with RunLock(out):
+        result = train_trial(
+            spec,
+            out,
+            on_log=lambda r: print(
+                f"step {r['step']}: loss {r['loss']:.4g} grad_norm {r['grad_norm']:.3g}",
+                flush=True,
+            ),
+        )
     print(json.dumps(result, indent=2, default=str))
-    return 0
+    return summary_code([result["status"]])
 
 
 def cmd_run(args) -> int:
     from scm_bench.runner.run import run
     from scm_bench.spec import load_trials
 
-    loaded = load_trials(args.spec, _sets(args))
+    loaded = load_trials(args.spec, _sets(args), args.allow_large)
     spec = loaded.spec
-    out = Path(args.out) if args.out else Path("runs") / spec.name
+    out = checked_dir(Path(args.out) if args.out else Path("runs") / spec.name,
+                      "--out" if args.out else "name")  # fmt: skip
+    cache = args.teacher_cache and checked_dir(Path(args.teacher_cache), "--teacher-cache")
     print(f"{spec.name}: {len(loaded.trials)} trial(s) -> {out}")
     df = run(
         spec,
@@ -121,9 +140,9 @@ def cmd_run(args) -> int:
         dashboard=args.dashboard,
         dashboard_host=args.dashboard_host,
         max_concurrent=args.max_concurrent,
-        teacher_cache=args.teacher_cache,
+        teacher_cache=cache,
     )
-    return 0 if (df["status"] != "failed").all() else 1
+    return summary_code(df["status"])
 
 
 def cmd_report(args) -> int:
@@ -141,14 +160,19 @@ def cmd_report(args) -> int:
 def cmd_publish(args) -> int:
     from scm_bench.report.publish import publish
 
+    to = checked_dir(Path(args.to), "--to")
     for run_dir in args.run_dirs:
-        print(f"published {publish(Path(run_dir), Path(args.to))}")
+        print(f"published {publish(Path(run_dir), to)}")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scm-bench", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
+    large = dict(
+        action="store_true",
+        help="allow more than the default limits of axis values, seeds and trials",
+    )
     setp = dict(
         action="append",
         metavar="PATH=VALUE",
@@ -158,12 +182,14 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("validate", help="check specs without running anything")
     s.add_argument("specs", nargs="+")
     s.add_argument("--set", **setp)
+    s.add_argument("--allow-large", **large)
     s.set_defaults(fn=cmd_validate)
 
     s = sub.add_parser("expand", help="print the resolved trials of a spec")
     s.add_argument("spec")
     s.add_argument("--json", action="store_true", help="full resolved trial specs as JSON")
     s.add_argument("--set", **setp)
+    s.add_argument("--allow-large", **large)
     s.set_defaults(fn=cmd_expand)
 
     s = sub.add_parser("ls", help="list settings, datasets, metrics, bundled ablations")
@@ -186,12 +212,14 @@ def parser() -> argparse.ArgumentParser:
         "--max-concurrent", type=positive_int, help="trials at once (default: CPUs / cpu)"
     )
     s.add_argument("--teacher-cache", help="teacher cache (default <out>/../_teachers)")
+    s.add_argument("--allow-large", **large)
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("train", help="train one trial without Ray")
     s.add_argument("config", help="a trial spec YAML (or an ablation spec: its first trial)")
     s.add_argument("--out", required=True, help="trial directory")
     s.add_argument("--set", **setp)
+    s.add_argument("--allow-large", **large)
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("report", help="(re)write report.md and report.html of a run")
@@ -209,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     from scm_bench.errors import UserError
 
     args = parser().parse_args(argv)
+    # Damaged run-folder files and stale locks are reported as one "warning:" line each.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("warning: %(message)s"))
+    logging.getLogger("scm_bench").addHandler(handler)
     # torch.func.jvp loads TorchScript decompositions on first use and warns about its own
     # internals; nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
@@ -217,7 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         for line in err.lines:
             print(f"error: {line}", file=sys.stderr)
-    return EXIT_USER_ERROR
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished trials are kept; re-run the same command to resume",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+from scm_bench.errors import UserError
 from scm_bench.safe_files import read_json_or_none
 from scm_bench.safe_yaml import excerpt
 
@@ -36,7 +37,7 @@ _HELD: set[str] = set()  # tokens of the locks this process holds (pids repeat a
 _HELD_MUTEX = threading.Lock()
 
 
-class LockedError(Exception):
+class LockedError(UserError):
     """The run folder is in use by another driver (or its lock cannot be read); one line."""
 
 

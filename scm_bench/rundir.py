@@ -1,6 +1,7 @@
 """The run-directory format: what trials write and the runner, metrics and reports read.
 
-A leaf module (it imports nothing of scm_bench). Layout of a run (docs/run-layout.md):
+A leaf of the package: it imports only the layer-0 file helpers (``safe_files``).
+Layout of a run (docs/run-layout.md):
 
 <run dir>/spec.yaml, trials.json, results.csv / .parquet, run.json, report/, trials/<id>/
 <trial dir>/trial.json      the resolved TrialSpec
@@ -13,13 +14,23 @@ A leaf module (it imports nothing of scm_bench). Layout of a run (docs/run-layou
 from __future__ import annotations
 
 import json
+import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
+
+from scm_bench.safe_files import (
+    atomic_torch_save,
+    atomic_write_text,
+    load_checkpoint_or_none,
+    quarantine,
+    read_json_or_none,
+)
+
+log = logging.getLogger("scm_bench")
 
 FINISHED = ("ok", "diverged")  # outcomes: never redone
 STATUSES = ("ok", "diverged", "failed", "pending")
@@ -47,11 +58,15 @@ def t_bin(t: torch.Tensor) -> torch.Tensor:
     return (t / (math.pi / 2) * T_BINS).long().clamp(0, T_BINS - 1)
 
 
+def damaged(path: Path, problem: str) -> None:
+    """Move a damaged file aside (kept as <name>.damaged-<n>) and say so in one line."""
+    kept = quarantine(path)
+    log.warning("%s; kept as %s and redone", problem, kept.name)
+
+
 def write_json(path: Path, obj) -> None:
-    """Write JSON atomically (tmp file + rename), so a killed process leaves no half file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    """Write JSON atomically (unique tmp file + fsync + rename): a reader never sees half."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: Path):
@@ -59,6 +74,7 @@ def read_json(path: Path):
 
 
 def append_history(path: Path, row: dict) -> None:
+    """One trial's single writer appends one line per log step."""
     with open(path, "a") as fh:
         fh.write(json.dumps(row) + "\n")
 
@@ -67,34 +83,43 @@ def read_history(path: Path) -> list[dict]:
     """History rows; a torn last line from a killed process is ignored."""
     rows = []
     if Path(path).exists():
-        for line in Path(path).read_text().splitlines():
+        for line in Path(path).read_text(errors="replace").splitlines():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 break
+            if not isinstance(row, dict) or not isinstance(row.get("step"), int):
+                break
+            rows.append(row)
     return rows
 
 
 def truncate_history(path: Path, step: int) -> None:
     """Drop rows written after the checkpoint we resume from (they will be recomputed)."""
     rows = [r for r in read_history(path) if r["step"] <= step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save(path, state)
 
 
 def load_checkpoint(path: Path) -> dict | None:
-    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+    """The latest resumable state; None when absent or damaged (then moved aside)."""
+    state, problem = load_checkpoint_or_none(path)
+    if problem:
+        damaged(path, problem)
+    return state
 
 
 def trial_outcome(trial_dir: Path) -> dict | None:
-    """The trial's result.json, or None when it has not finished."""
+    """The trial's result.json; None when it has not finished or the file is damaged (then
+    it is moved aside, so the trial is redone)."""
     path = Path(trial_dir) / "result.json"
-    return read_json(path) if path.exists() else None
+    result, problem = read_json_or_none(path)
+    if problem:
+        damaged(path, problem)
+    return result
 
 
 def is_finished(trial_dir: Path) -> bool:
@@ -119,7 +144,7 @@ def trial_row(
 def write_results(rows: list[dict], run_dir: Path) -> pd.DataFrame:
     """results.csv and results.parquet, rows sorted by trial id (stable across re-runs)."""
     df = pd.DataFrame(rows).sort_values("trial_id", kind="stable").reset_index(drop=True)
-    df.to_csv(run_dir / "results.csv", index=False)
+    atomic_write_text(run_dir / "results.csv", df.to_csv(index=False))
     try:
         df.to_parquet(run_dir / "results.parquet", index=False)
     except (ValueError, TypeError):  # mixed-type axis columns: the CSV is the record

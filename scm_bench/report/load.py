@@ -8,15 +8,15 @@ recorded in ``Run.missing`` so the report can say what it could not show.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from scm_bench import rundir
+from scm_bench.safe_files import read_csv_or_none, read_json_or_none
+from scm_bench.safe_yaml import YamlLoadError, load_yaml
 
 # Bookkeeping columns of results.csv (docs/run-layout.md); everything else numeric is a metric.
 ID_COLUMNS = (
@@ -60,14 +60,21 @@ def _read_yaml(path: Path, missing: list[str]) -> dict:
     if not path.exists():
         missing.append(f"`{path.name}` is missing: spec name, description and settings unknown.")
         return {}
-    return yaml.safe_load(path.read_text()) or {}
+    try:
+        data = load_yaml(path.read_text(errors="replace"), str(path))
+    except YamlLoadError as err:
+        missing.append(f"`{path.name}` is unreadable ({err}): spec settings unknown.")
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _read_trials(path: Path, missing: list[str]) -> list[dict]:
-    if not path.exists():
-        missing.append(f"`{path.name}` is missing: trials without a row cannot be listed.")
+    trials, problem = read_json_or_none(path, expect=list)
+    if trials is None:
+        why = problem or f"`{path.name}` is missing"
+        missing.append(f"{why}: trials without a row cannot be listed.")
         return []
-    return list(json.loads(path.read_text()))
+    return [t for t in trials if isinstance(t, dict) and isinstance(t.get("trial_id"), str)]
 
 
 def _row_from_result(trial: dict, trial_dir: Path) -> dict:
@@ -131,10 +138,12 @@ def load_run(run_dir: Path) -> Run:
 
     # One row per trial: results.csv, else rebuilt from each trial's result.json.
     csv = run_dir / "results.csv"
-    if csv.exists():
+    rows, problem = read_csv_or_none(csv)
+    if rows:
         results = pd.read_csv(csv)
     else:
-        missing.append("`results.csv` is missing: rows rebuilt from `trials/*/result.json`.")
+        why = problem or ("`results.csv` has no rows" if rows == [] else "`results.csv` is missing")
+        missing.append(f"{why}: rows rebuilt from `trials/*/result.json`.")
         results = pd.DataFrame(
             [_row_from_result(t, run_dir / "trials" / t["trial_id"]) for t in trials]
         )
@@ -182,8 +191,10 @@ def load_run(run_dir: Path) -> Run:
     if no_history:
         missing.append(f"No `history.jsonl` (no training curves) for: {listing(no_history)}.")
     baseline = _baseline(spec, results, axes, variants)
-    info = rundir.read_json(run_dir / "run.json") if (run_dir / "run.json").exists() else {}
-    return Run(run_dir, spec, trials, results, axes, variants, baseline, missing, info)
+    info, problem = read_json_or_none(run_dir / "run.json")
+    if problem:
+        missing.append(f"{problem}: the run's wall time is unknown.")
+    return Run(run_dir, spec, trials, results, axes, variants, baseline, missing, info or {})
 
 
 def load_histories(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:

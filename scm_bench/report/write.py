@@ -19,6 +19,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup, escape
 
+from scm_bench.errors import RunError
 from scm_bench.report import figures as fig
 from scm_bench.report import format as fmt
 from scm_bench.report.load import Run, load_histories, load_run
@@ -122,15 +123,29 @@ def _facts(run: Run, meta: dict) -> list[tuple[str, str]]:
     return facts
 
 
+MARKER = ".scm-bench-report"  # marks a report/ folder as the report's own
+
+
+def fresh_report_dir(out: Path) -> Path:
+    """An empty report/ folder: ours is replaced (no stale figures survive); anything else in
+    its place is a one-line RunError, never deleted."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise RunError(f"{out}: exists and is not a folder; move it away to write the report")
+    if out.exists():
+        if not (out / MARKER).exists():
+            raise RunError(f"{out}: a folder scm-bench did not write; move it away first")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / MARKER).write_text("written by scm-bench report; replaced on every rewrite\n")
+    return out
+
+
 def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
     """Write report.md, report.html and report/ for a (possibly partial) run; return the two."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     meta = collect_meta() if meta is None else meta
-    out = run_dir / "report"
-    if out.exists():
-        shutil.rmtree(out)  # the folder is the report's own: no stale figures survive
-    out.mkdir()
+    out = fresh_report_dir(run_dir / "report")
 
     # Tables, figures, sample grids.
     infos = metric_columns(run)

@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 import ray
 
 from scm_bench.errors import RunError
 from scm_bench.spec import AblationSpec, Trial
+
+LOCAL = "127.0.0.1"
+
+
+def token_available() -> bool:
+    """A Ray auth token where Ray's own CLI looks: $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH, or
+    ~/.ray/auth_token (written by `ray start` / `ray get-auth-token --generate`)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    return Path(path).is_file() and Path(path).stat().st_size > 0
+
+
+def use_token_auth(address: str) -> None:
+    """Join a cluster the way `ray start` does: with token authentication when a token is
+    available (Ray itself only does this for a cluster it finds on its own, never for an
+    explicit address), else a one-line RunError saying how to give the token."""
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None:  # the user chose; respect it
+        return
+    if token_available():
+        os.environ["RAY_AUTH_MODE"] = "token"
+        return
+    raise RunError(
+        f"--address {address}: no Ray auth token found; copy the head's token (`ray "
+        "get-auth-token` on the head) to ~/.ray/auth_token, or set RAY_AUTH_TOKEN or "
+        "RAY_AUTH_TOKEN_PATH (RAY_AUTH_MODE=disabled only for a cluster started without auth)"
+    )
 
 
 def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
@@ -15,9 +45,14 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or "local"
+    if address != "local":
+        use_token_auth(address)
     kwargs = {"address": address, "log_to_driver": False, "configure_logging": False}
-    if address == "local":
-        kwargs.update(include_dashboard=dashboard, dashboard_host=host)
+    if address == "local":  # the node's IP on loopback: its metrics endpoint binds there too
+        kwargs.update(include_dashboard=dashboard, dashboard_host=host, _node_ip_address=LOCAL)
+    # A failing trial is reported in one line (full traceback in its error.txt), not through
+    # Tune's error log with two tracebacks.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     ctx = ray.init(**kwargs)
     if dashboard:
         url = f"http://{ctx.dashboard_url}" if ctx.dashboard_url else "(dashboard not available)"

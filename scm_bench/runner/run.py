@@ -20,6 +20,7 @@ import yaml
 from ray import tune
 
 from scm_bench import rundir
+from scm_bench.lock import RunLock
 from scm_bench.report import write_report
 from scm_bench.runner.cluster import check_resources, connect
 from scm_bench.runner.progress import Progress
@@ -30,8 +31,10 @@ from scm_bench.spec import AblationSpec, Trial
 from scm_bench.spec.check import preflight
 
 # Tune's console tables and TensorBoard hints would drown the progress lines; legacy output at
-# verbose=0 prints nothing, and Progress reports instead.
+# verbose=0 prints nothing, and Progress reports instead. Ctrl-C must reach the CLI (exit 130,
+# "re-run to resume"), not Tune's own handler (which exits 0 and suggests Tuner.restore).
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 
 def tune_dirname(trial) -> str:
@@ -70,9 +73,10 @@ def tune_jobs(
         job = by_id[res.config["trial_id"]]
         if res.error is not None and not rundir.is_finished(job.dir):
             err = "".join(traceback.format_exception_only(type(res.error), res.error)).strip()
-            rundir.write_json(
-                job.dir / "result.json", {"status": "failed", "error": err.splitlines()[-1][:500]}
-            )
+            (job.dir / "error.txt").write_text(str(res.error))  # the full traceback
+            reason = err.splitlines()[-1][:500]
+            rundir.write_json(job.dir / "result.json", {"status": "failed", "error": reason})
+            echo(f"  {job.trial_id}: failed: {reason} (traceback: {job.dir / 'error.txt'})")
 
 
 def student_job(t: Trial, out_dir: Path, cache: Path, threads: int) -> Job | None:
@@ -121,7 +125,18 @@ def run(
 ) -> pd.DataFrame:
     """Train every unfinished trial, then write the results table (and report)."""
     out_dir = Path(out_dir).resolve()
-    cache = Path(teacher_cache or out_dir.parent / "_teachers").resolve()
+    with RunLock(out_dir) as lock:  # one driver per run folder; a second one is refused
+        if lock.note:
+            echo(lock.note)
+        return _run_locked(
+            spec, trials, out_dir, address, dashboard, dashboard_host, max_concurrent,
+            Path(teacher_cache or out_dir.parent / "_teachers").resolve(), echo,
+        )  # fmt: skip
+
+
+def _run_locked(
+    spec, trials, out_dir, address, dashboard, dashboard_host, max_concurrent, cache, echo
+) -> pd.DataFrame:
     write_plan(spec, trials, out_dir)
     preflight(trials)
     started = connect(address, dashboard, dashboard_host, echo)

@@ -7,11 +7,13 @@ then travels as a frozen ``TrialSpec``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scm_bench.errors import SpecError
+from scm_bench.safe_yaml import check_sizes
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.expand import Trial, base_trial, expand
 from scm_bench.spec.load import load_spec, parse_sets, read_yaml
@@ -56,7 +58,20 @@ def _collect(fn, errors: list[str]):
         return None
 
 
-def load_trials(path: str | Path, sets: list[str] = ()) -> Loaded:
+def size_problems(spec: AblationSpec, where: str, allow_large: bool) -> list[str]:
+    """Axis values, seeds and trials over the limits of ``safe_yaml`` (``--allow-large``)."""
+    lengths = {f"axes.{p}": len(v) for p, v in spec.axes.items()}
+    lengths |= {f"zip[{i}].{p}": len(v) for i, g in enumerate(spec.zip) for p, v in g.items()}
+    if spec.search is not None:
+        n_trials = spec.search.num_samples
+    else:
+        n_trials = math.prod(len(v) for v in spec.axes.values())
+        n_trials *= math.prod(len(next(iter(g.values()), [])) for g in spec.zip)
+    n_trials *= len(spec.seeds)
+    return check_sizes(lengths, len(spec.seeds), n_trials, allow_large, where=where)
+
+
+def load_trials(path: str | Path, sets: list[str] = (), allow_large: bool = False) -> Loaded:
     """Read a spec (an ablation, or a bare trial spec: one trial), apply ``--set`` overrides
     and expand it into trials, validating everything once and reporting every problem."""
     where, errors = str(path), []
@@ -73,6 +88,9 @@ def load_trials(path: str | Path, sets: list[str] = ()) -> Loaded:
             raw = AblationSpec.model_construct(name="x", trial=trial)
             _collect(lambda: base_trial(raw, where), errors)
         raise SpecError(errors)
+    too_large = size_problems(spec, where, allow_large)
+    if too_large:  # before expanding: a huge grid would take minutes to build
+        raise SpecError(errors + too_large)
     base = _collect(lambda: base_trial(spec, where), errors) or TrialSpec()
     controlled = set(spec.axes) | {p for group in spec.zip for p in group} | {"seed"}
     errors += [

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictFloat, StrictInt, field_validator
 
+from scm_bench.names import RUN_NAME
 from scm_bench.spec.schema import Section
 
 
@@ -39,7 +41,9 @@ class FailureSpec(Section):
 
 class AblationSpec(Section):
     name: str = Field(
-        pattern=r"^[A-Za-z0-9_.-]+$", description="Spec name: run directory and trial-id prefix."
+        pattern=f"^{RUN_NAME.pattern}$",
+        description="Spec name: run directory and trial-id prefix (1-100 characters from "
+        "A-Z a-z 0-9 _ . -, starting with a letter or digit).",
     )
     description: str = Field("", description="The paper claim the ablation tests.")
     base: str | None = Field(None, description="Base spec file (relative to this file).")
@@ -70,7 +74,7 @@ class AblationSpec(Section):
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        repeated = sorted(s for s, n in Counter(seeds).items() if n > 1)[:10]
         if repeated:
             raise ValueError(f"seeds must be distinct; repeated: {repeated}")
         return seeds

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from scm_bench.spec.ablation import AblationSpec, Resources, SearchParam, SearchSpec
-from scm_bench.spec.schema import TrialSpec, field_docs
+from scm_bench.spec.paths import field_docs
+from scm_bench.spec.schema import TrialSpec
 
 
 def _table(rows) -> list[str]:

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from scm_bench.errors import SpecError, did_you_mean
 from scm_bench.spec.ablation import AblationSpec
-from scm_bench.spec.paths import format_errors
-from scm_bench.spec.schema import TrialSpec, field_docs
+from scm_bench.spec.paths import field_docs, format_errors
+from scm_bench.spec.schema import TrialSpec
 
-LEAF_PATHS = [row[0] for row in field_docs()]
+LEAF_PATHS = [row[0] for row in field_docs(TrialSpec)]
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from scm_bench.errors import SpecError
+from scm_bench.safe_yaml import YamlLoadError, load_yaml
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.paths import format_errors, set_dotted
 
@@ -25,14 +25,11 @@ def read_yaml(path: Path) -> dict:
             [f"{path}: {'is a directory, not a spec file' if path.is_dir() else 'file not found'}"]
         )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
     except UnicodeDecodeError:
         raise SpecError([f"{path}: not a text file (YAML must be UTF-8)"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError([f"{path}: YAML syntax error{at}: {problem}"]) from None
+    except YamlLoadError as exc:  # syntax, duplicate keys, alias bombs, tags: one line
+        raise SpecError([str(exc)]) from None
     if data is None:
         raise SpecError([f"{path}: file is empty; a spec needs at least `name:`"])
     if not isinstance(data, dict):
@@ -79,8 +76,8 @@ def parse_sets(sets: list[str]) -> dict[str, Any]:
             raise SpecError([f"--set {item}: expected path=value, e.g. train.steps=100"])
         path, raw = item.split("=", 1)
         try:
-            out[path] = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            out[path] = load_yaml(raw, f"--set {path}")
+        except YamlLoadError:
             out[path] = raw
     return out
 

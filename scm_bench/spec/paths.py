@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from scm_bench.errors import SpecError, did_you_mean
+from scm_bench.safe_yaml import excerpt
 
 
 def set_dotted(data: dict, dotted: str, value: Any, where: str = "--set") -> None:
@@ -43,15 +45,31 @@ def format_errors(
         if e["type"] == "extra_forbidden":
             owner = _model_at(model, loc[:-1])
             allowed = sorted(owner.model_fields)
-            msg = f"unknown key{did_you_mean(loc[-1], allowed)}; allowed: {', '.join(allowed)}"
+            hint = did_you_mean(loc[-1], allowed) if len(str(loc[-1])) <= 100 else ""
+            msg = f"unknown key{hint}; allowed: {', '.join(allowed)}"
         elif e["type"] == "literal_error":
             allowed = e["ctx"]["expected"]
-            msg = f"{bad!r} is not allowed; allowed: {allowed}"
+            msg = f"{excerpt(bad)} is not allowed; allowed: {allowed}"
             options = [a.strip(" '") for a in allowed.replace(" or ", ",").split(",")]
-            msg += did_you_mean(bad, options)
+            if isinstance(bad, str) and len(bad) <= 100:
+                msg += did_you_mean(bad, options)
         elif e["type"] == "missing":
             msg = "required field is missing"
         else:
-            msg = f"{e['msg']} (got {bad!r})" if bad is not None else e["msg"]
+            msg = f"{e['msg']} (got {excerpt(bad)})" if bad is not None else e["msg"]
         lines.append(f"{where}: {path}: {msg}")
     return lines
+
+
+def field_docs(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:
+    """(dotted name, default, description) for every leaf setting, for `ls` and the docs."""
+    rows = []
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.extend(field_docs(ann, path + "."))
+        else:
+            default = info.default
+            rows.append((path, json.dumps(default, default=str), info.description or ""))
+    return rows

@@ -296,17 +296,3 @@ class TrialSpec(Section):
             sampling=self.sampling,
             eval=self.eval.model_copy(update={"samplers": ("teacher",)}),
         )
-
-
-def field_docs(model: type[BaseModel] = TrialSpec, prefix: str = "") -> list[tuple[str, str, str]]:
-    """(dotted name, default, description) for every leaf setting, for `ls` and the docs."""
-    rows = []
-    for name, info in model.model_fields.items():
-        path = f"{prefix}{name}"
-        ann = info.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            rows.extend(field_docs(ann, path + "."))
-        else:
-            default = info.default
-            rows.append((path, json.dumps(default, default=str), info.description or ""))
-    return rows

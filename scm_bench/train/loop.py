@@ -129,12 +129,11 @@ def train_trial(
     result dict also written to ``out_dir/result.json``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = out_dir / "result.json"
-    if done.exists():
-        previous = rundir.read_json(done)
-        if previous.get("status") in ("ok", "diverged"):  # an outcome: never redone
+    previous = rundir.trial_outcome(out_dir)  # None when absent or damaged (moved aside)
+    if previous is not None:
+        if previous.get("status") in rundir.FINISHED:  # an outcome: never redone
             return previous
-        done.unlink()  # a recorded failure: try again, from the last checkpoint
+        (out_dir / "result.json").unlink()  # a recorded failure: retry from the checkpoint
     rundir.write_json(out_dir / "trial.json", spec.model_dump(mode="json"))
     if spec.needs_teacher() and teacher_dir is None:  # library / `train` use: train it here
         teacher_dir = out_dir / "teacher"
