@@ -31,7 +31,7 @@ import os
 
 import torch
 
-from scm_bench.nets.attention import _flash_backward
+from scm_bench.nets.attention import _flash_backward, _flash_tangent
 
 try:
     import triton
@@ -40,7 +40,7 @@ except ImportError:  # CPU-only torch builds ship without Triton
     triton = tl = None
 
 Tensor = torch.Tensor
-BLOCK = 64  # query and key tile (power of two >= 16, the smallest tl.dot tile)
+BLOCK = None  # query and key tile: a power of two >= 16 (the smallest tl.dot); None = auto
 BACKWARD_BLOCK = 256  # tile of the PyTorch backward (_flash_backward)
 _DTYPES = ("float32", "bfloat16", "float16")
 
@@ -54,9 +54,9 @@ def triton_available() -> bool:
 
 def _attention_kernel(
     Q, K, V, TQ, TK, TV,  # (BH, N, D), (BH, M, D) x 2, and the tangents likewise
-    Y, TY, LSE, TLSE,  # out: y, t_y (BH, N, D); lse, t_lse = rowsum(P o t_S) (BH, N) float32
+    Y, TY, LSE,  # out: y, t_y (BH, N, D) in the input dtype, lse (BH, N) float32
     N, M, D, scale, qk_scale,  # 1 / sqrt(d) and log2(e) / sqrt(d): S in log2 units for exp2
-    TANGENT: tl.constexpr,  # False: y and lse only (TQ, TK, TV, TY, TLSE are not touched)
+    TANGENT: tl.constexpr,  # False: y and lse only (TQ, TK, TV and TY are not touched)
     DOT: tl.constexpr,  # dtype of the matmul operands (accumulation is float32)
     PRECISION: tl.constexpr,  # float32 operands: "ieee" or "tf32"
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
@@ -65,8 +65,11 @@ def _attention_kernel(
         m' = max(m, rowmax S_j),  a = exp(m - m'),  P~_j = exp(S_j - m')
         l <- a l + rowsum P~_j                acc <- a acc + P~_j V_j
         g <- a g + rowsum(P~_j o t_S_j)       acc_t <- a acc_t + (P~_j o t_S_j) V_j + P~_j t_V_j
-    then y = acc / l, lse = m + log l, t_y = (acc_t - g o y) / l, t_lse = g / l.
+    then y = acc / l, lse = m + log l and t_y = (acc_t - g o y) / l.
     Padding (rows >= N, keys >= M, columns >= D) loads zeros; padded keys get S = -inf.
+    Only Triton builtins: row max / sum are tl.reduce with the combine functions tl.max / tl.sum
+    use (those two are @jit functions, which the interpreter can call only if TRITON_INTERPRET
+    was set when Triton was imported; tl.reduce with these two runs natively either way).
     """
     bh = tl.program_id(1).to(tl.int64)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)  # (BLOCK_M,)
@@ -75,12 +78,12 @@ def _attention_kernel(
     q_in = (rows[:, None] < N) & (dims[None, :] < D)
     q = tl.load(Q + q_at, mask=q_in, other=0.0).to(DOT)
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)  # running row max (log2 units)
-    l_i = tl.zeros([BLOCK_M], tl.float32)  # running row sum of P~
-    acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    l_i = tl.full([BLOCK_M], 0.0, tl.float32)  # running row sum of P~
+    acc = tl.full([BLOCK_M, BLOCK_D], 0.0, tl.float32)
     if TANGENT:
         tq = tl.load(TQ + q_at, mask=q_in, other=0.0).to(DOT)
-        g = tl.zeros([BLOCK_M], tl.float32)
-        acc_t = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+        g = tl.full([BLOCK_M], 0.0, tl.float32)
+        acc_t = tl.full([BLOCK_M, BLOCK_D], 0.0, tl.float32)
     for start in range(0, M, BLOCK_N):
         keys = start + tl.arange(0, BLOCK_N)  # (BLOCK_N,)
         kv_at = bh * M * D + keys[:, None] * D + dims[None, :]  # (BLOCK_N, BLOCK_D)
@@ -89,10 +92,10 @@ def _attention_kernel(
         v = tl.load(V + kv_at, mask=kv_in, other=0.0).to(DOT)
         s = tl.dot(q, tl.trans(k), input_precision=PRECISION) * qk_scale  # S_j log2(e)
         s = tl.where(keys[None, :] < M, s, float("-inf"))  # (BLOCK_M, BLOCK_N)
-        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_new = tl.maximum(m_i, tl.reduce(s, 1, tl.standard._elementwise_max))  # rowmax
         a = tl.exp2(m_i - m_new)  # (BLOCK_M,): rescales everything accumulated so far
         p = tl.exp2(s - m_new[:, None])  # P~_j, float32
-        l_i = l_i * a + tl.sum(p, 1)
+        l_i = l_i * a + tl.reduce(p, 1, tl.standard._sum_combine)  # rowsum
         acc = acc * a[:, None] + tl.dot(p.to(DOT), v, input_precision=PRECISION)
         if TANGENT:
             tk = tl.load(TK + kv_at, mask=kv_in, other=0.0).to(DOT)
@@ -100,7 +103,7 @@ def _attention_kernel(
             ts = tl.dot(tq, tl.trans(k), input_precision=PRECISION)
             ts = tl.dot(q, tl.trans(tk), ts, input_precision=PRECISION) * scale  # t_S_j
             pts = p * ts  # P~_j o t_S_j: (BLOCK_M, BLOCK_N), float32
-            g = g * a + tl.sum(pts, 1)
+            g = g * a + tl.reduce(pts, 1, tl.standard._sum_combine)
             acc_t = acc_t * a[:, None] + tl.dot(pts.to(DOT), v, input_precision=PRECISION)
             acc_t = tl.dot(p.to(DOT), tv, acc_t, input_precision=PRECISION)
         m_i = m_new
@@ -111,24 +114,35 @@ def _attention_kernel(
     if TANGENT:
         ty = (acc_t - g[:, None] * y) / l_i[:, None]
         tl.store(TY + q_at, ty.to(TY.dtype.element_ty), mask=q_in)
-        tl.store(TLSE + bh * N + rows, g / l_i, mask=rows < N)
 
 
 @functools.cache
 def _kernel(interpret: bool):
-    """The kernel compiled for the GPU, or run by the interpreter (chosen per call, not by
-    TRITON_INTERPRET at import: tests in one process may use both)."""
+    """The kernel run by the interpreter, or compiled for the GPU: chosen per call (by
+    ``_interpret``), not by TRITON_INTERPRET at import as ``@triton.jit`` would, so one process
+    (a pytest session) can run both."""
     if interpret:
         from triton.runtime.interpreter import InterpretedFunction
 
         return InterpretedFunction(_attention_kernel)
-    return triton.jit(_attention_kernel)
+    return triton.JITFunction(_attention_kernel)
+
+
+def _interpret(x: Tensor) -> bool:
+    """Interpreter for CPU tensors, and for any tensor while TRITON_INTERPRET=1 (Triton's switch
+    for debugging kernels: the interpreter copies CUDA tensors to the host and back)."""
+    return x.device.type == "cpu" or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _block_size(block: int | None, q: Tensor) -> int:
+    """``block``, or by default 64 (tiles of at most 256 bytes per row: a 64-row float32 tangent
+    kernel at head dim 128 would need ~230 KB of shared memory, more than an H100 has)."""
+    row_bytes = max(16, triton.next_power_of_2(q.shape[-1])) * q.element_size()
+    return block or max(16, 64 * 256 // max(row_bytes, 256))
 
 
 def _check(q: Tensor, k: Tensor, v: Tensor, tangents: tuple, block: int) -> None:
     """Shapes, dtypes and devices the kernel handles, or a ValueError naming what is wrong."""
-    if triton is None:
-        raise RuntimeError("attention kernel triton needs the triton package (pip install triton)")
     if q.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
         raise RuntimeError("triton attention runs on CUDA; on CPU only with TRITON_INTERPRET=1")
     if block < 16 or block & (block - 1):
@@ -145,9 +159,11 @@ def _check(q: Tensor, k: Tensor, v: Tensor, tangents: tuple, block: int) -> None
 
 
 def _launch(q: Tensor, k: Tensor, v: Tensor, block: int, tq=None, tk=None, tv=None):
-    """Run the kernel: y (B, h, N, d) in q's dtype, lse (B, h, N) float32, and with any tangent
-    (None counts as zero) t_y like y and t_lse like lse; else None, None."""
-    tangents = (tq, tk, tv)
+    """Run the kernel: y (B, h, N, d) in q's dtype, lse (B, h, N) float32, and t_y like y when
+    any tangent is given (None counts as zero), else None."""
+    if triton is None:
+        raise RuntimeError("attention kernel triton needs the triton package (pip install triton)")
+    tangents, block = (tq, tk, tv), _block_size(block, q)
     _check(q, k, v, tangents, block)
     (b, h, n, d), m = q.shape, k.shape[-2]
     tangent = any(t is not None for t in tangents)
@@ -158,38 +174,41 @@ def _launch(q: Tensor, k: Tensor, v: Tensor, block: int, tq=None, tk=None, tv=No
         zero = lambda t, x: torch.zeros_like(x) if t is None else t.detach().contiguous()
         tq, tk, tv = (zero(t, x) for t, x in zip(tangents, (q, k, v), strict=True))
     y, lse = torch.empty_like(q), q.new_empty((b, h, n), dtype=torch.float32)
-    ty, tlse = (torch.empty_like(y), torch.empty_like(lse)) if tangent else (y, lse)
-    interpret = q.device.type == "cpu"
+    ty = torch.empty_like(y) if tangent else y
+    interpret = _interpret(q)
     dot = tl.float32 if interpret else getattr(tl, str(q.dtype).removeprefix("torch."))
     highest = torch.get_float32_matmul_precision() == "highest"
     precision = "ieee" if dot == tl.float32 and highest else "tf32"  # "tf32": Triton's default
+    stages = 2 if dot == tl.float32 else 3  # float32 tiles: 2 buffered stages fit shared memory
     grid = (triton.cdiv(n, block), b * h)
     _kernel(interpret)[grid](
-        q, k, v, tq, tk, tv, y, ty, lse, tlse, n, m, d, d**-0.5, d**-0.5 * 1.4426950408889634,
+        q, k, v, tq, tk, tv, y, ty, lse, n, m, d, d**-0.5, d**-0.5 * 1.4426950408889634,
         TANGENT=tangent, DOT=dot, PRECISION=precision,
         BLOCK_M=block, BLOCK_N=block, BLOCK_D=max(16, triton.next_power_of_2(d)),
+        num_warps=4, num_stages=stages,
     )  # fmt: skip
-    return (y, lse, ty, tlse) if tangent else (y, lse, None, None)
+    return y, lse, ty if tangent else None
 
 
 class _TritonAttention(torch.autograd.Function):
     """(y, lse, t_y) from one kernel pass; t_y (None without tangents) is not differentiable.
 
     backward: ``_flash_backward`` from the saved lse (d lse flows in too). jvp (forward-mode AD,
-    e.g. torch.func.jvp through a net): one more kernel pass with the incoming tangents.
+    e.g. torch.func.jvp through a net): ``_flash_tangent``, the blockwise PyTorch tangent pass
+    from the saved lse (under torch.func the saved tensors are functorch wrappers, which have
+    no storage for a kernel to read).
     """
 
     @staticmethod
     def forward(q, k, v, tq, tk, tv, block: int, backward_block: int):
-        y, lse, ty, _ = _launch(q, k, v, block, tq, tk, tv)
-        return y, lse, ty
+        return _launch(q, k, v, block, tq, tk, tv)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         q, k, v, *_, ctx.block, ctx.backward_block = inputs
         y, lse, ty = output
         ctx.save_for_backward(q, k, v, y, lse)
-        ctx.save_for_forward(q, k, v)
+        ctx.save_for_forward(q, k, v, y, lse)
         if ty is not None:
             ctx.mark_non_differentiable(ty)
 
@@ -201,9 +220,9 @@ class _TritonAttention(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, gq, gk, gv, *_):
-        q, k, v = ctx.saved_tensors
-        _, _, ty, tlse = _launch(q, k, v, ctx.block, *_zero_if_none(q, gq, gk, gv))
-        return ty, tlse, None
+        q, k, v, y, lse = ctx.saved_tensors
+        ty, tlse = _flash_tangent(q, k, v, y, lse, ctx.backward_block, gq, gk, gv)
+        return ty.to(q.dtype), tlse, None
 
 
 def _zero_if_none(q: Tensor, tq, tk, tv) -> tuple:
@@ -214,7 +233,11 @@ def _zero_if_none(q: Tensor, tq, tk, tv) -> tuple:
 
 
 def triton_attention(
-    q: Tensor, k: Tensor, v: Tensor, block_size: int = BLOCK, backward_block: int = BACKWARD_BLOCK
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    block_size: int | None = BLOCK,  # None: 64, less for wide float32 heads
+    backward_block: int = BACKWARD_BLOCK,
 ) -> Tensor:
     """softmax(Q K^T / sqrt(d)) V by the Triton kernel; differentiable (backward and forward AD).
 
@@ -225,14 +248,14 @@ def triton_attention(
 
 @torch.no_grad()
 def triton_attention_jvp(
-    q: Tensor, k: Tensor, v: Tensor, tq, tk, tv, block_size: int = BLOCK
+    q: Tensor, k: Tensor, v: Tensor, tq, tk, tv, block_size: int | None = BLOCK
 ) -> tuple[Tensor, Tensor]:
     """(y, t_y) in one kernel pass, not recorded by autograd: the fused JVP of attention.
 
     t_y = (P o t_S) V - rowsum(P o t_S) o y + P t_V,  t_S = (t_Q K^T + Q t_K^T) / sqrt(d).
     A tangent passed as None counts as zero. Shapes as in ``triton_attention``.
     """
-    y, _, ty, _ = _launch(q, k, v, block_size, *_zero_if_none(q, tq, tk, tv))
+    y, _, ty = _launch(q, k, v, block_size, *_zero_if_none(q, tq, tk, tv))
     return y, ty
 
 
@@ -241,8 +264,8 @@ class TritonAttention:
     JVP (``forward_jvp``), like ``attention.FusedAttention``. A plain object: nets holding it
     pickle and deepcopy."""
 
-    def __init__(self, block_size: int = BLOCK, backward_block: int = BACKWARD_BLOCK):
-        if block_size < 16 or block_size & (block_size - 1):
+    def __init__(self, block_size: int | None = BLOCK, backward_block: int = BACKWARD_BLOCK):
+        if block_size is not None and (block_size < 16 or block_size & (block_size - 1)):
             raise ValueError(f"attention.block_size must be a power of two >= 16, got {block_size}")
         self.block_size, self.backward_block = block_size, backward_block
 
