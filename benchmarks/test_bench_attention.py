@@ -6,6 +6,7 @@ Methods, each returning (y, t_y) for (B x heads = 8, N, d = 64) float32 inputs:
 - fused_1pass: ``flash_attention_jvp``, y and t_y in one online-softmax pass. What a net's
   one-pass ``forward_jvp`` runs when no graph is recorded.
 - math: torch.func.jvp through ``math_attention`` (N x N scores, probabilities and tangents).
+- triton (CUDA only, skipped otherwise): ``triton_attention_jvp``, one Triton kernel pass.
 
 Time comes from pytest-benchmark; peak memory is measured separately (``peak_memory_bytes``)
 and stored in ``benchmark.extra_info["peak_mib"]``. Full run (about a minute on 2 idle cores):
@@ -116,6 +117,31 @@ def test_attention_jvp_time_and_peak_memory(benchmark, method, n):
         benchmark.extra_info.update(n=n, block=block, peak_mib=peak / 2**20)
         y, ty = benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
         if n <= 1024:  # float64 reference is cheap here
+            y64, ty64 = math_jvp(*(tuple(x.double() for x in xs) for xs in (primals, tangents)))
+            assert rel_err(y.double(), y64) < 1e-5
+            assert rel_err(ty.double(), ty64) < 1e-5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the Triton kernel runs on CUDA")
+@pytest.mark.parametrize("n", SEQ_LENS)
+def test_triton_attention_jvp_time_and_peak_memory_on_cuda(benchmark, n):
+    """The Triton kernel on CUDA (its own tile size); the result matches float64 math."""
+    from scm_bench.nets.attention_triton import triton_attention_jvp
+
+    n = n // QUICK if benchmark.disabled else n
+    benchmark.group = f"attention JVP (CUDA), N={n}"
+    primals, tangents = qkv_and_tangents(n, device="cuda")
+
+    def run():
+        out = triton_attention_jvp(*primals, *tangents)
+        torch.cuda.synchronize()  # time the kernel, not its launch
+        return out
+
+    with torch.no_grad():
+        peak = peak_memory_bytes(run, "cuda")
+        benchmark.extra_info.update(n=n, peak_mib=peak / 2**20)
+        y, ty = benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+        if n <= 1024:
             y64, ty64 = math_jvp(*(tuple(x.double() for x in xs) for xs in (primals, tangents)))
             assert rel_err(y.double(), y64) < 1e-5
             assert rel_err(ty.double(), ty64) < 1e-5
