@@ -45,6 +45,12 @@ LABELS = {
 }
 
 
+def sync() -> None:
+    """Wait for queued CUDA work, so wall time covers the GPU's part of a step."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def median_ms(fns: dict, rounds: int, warmup: int = 2) -> dict[str, tuple[float, float]]:
     """Median (wall ms, CPU ms) of each zero-argument function over interleaved rounds.
 
@@ -53,8 +59,10 @@ def median_ms(fns: dict, rounds: int, warmup: int = 2) -> dict[str, tuple[float,
     times = {name: [] for name in fns}
     for r in range(warmup + rounds):
         for name, fn in fns.items():
+            sync()
             wall, cpu = time.perf_counter(), time.process_time()
             fn()
+            sync()
             if r >= warmup:
                 times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
     return {
@@ -63,10 +71,10 @@ def median_ms(fns: dict, rounds: int, warmup: int = 2) -> dict[str, tuple[float,
     }
 
 
-def step_rows(net: str, rounds: int) -> list[str]:
-    benches = {step: StepBench(net, step) for step in STEPS}
+def step_rows(net: str, rounds: int, device: str = "cpu") -> list[str]:
+    benches = {step: StepBench(net, step, device=device) for step in STEPS}
     ms = median_ms({step: b.step for step, b in benches.items()}, rounds)
-    peak = {step: peak_memory_bytes(b.step) / 2**20 for step, b in benches.items()}
+    peak = {step: peak_memory_bytes(b.step, device) / 2**20 for step, b in benches.items()}
     params = sum(p.numel() for p in benches["teacher"].net.parameters())
     (wall0, cpu0), rows = ms["teacher"], []
     for step in STEPS:
@@ -79,8 +87,8 @@ def step_rows(net: str, rounds: int) -> list[str]:
     return rows
 
 
-def sampling_rows(net: str, rounds: int) -> list[str]:
-    bench = StepBench(net, "sct")
+def sampling_rows(net: str, rounds: int, device: str = "cpu") -> list[str]:
+    bench = StepBench(net, "sct", device=device)
     with torch.no_grad():
         ms = median_ms({name: sampler(bench, name, BATCH) for name in SAMPLERS}, rounds)
     rows = []
@@ -99,13 +107,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds (medians)")
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda: torch sees no CUDA device", file=sys.stderr)
+        sys.exit(2)
     torch.set_num_threads(args.threads)
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU: {cpu_name()}"
     print(
-        f"batch {BATCH}, float32, CPU: {cpu_name()} ({os.cpu_count()} cores, "
+        f"batch {BATCH}, float32, {where} ({os.cpu_count()} cores, "
         f"{args.threads} torch thread(s), load average {load}), torch {torch.__version__}, "
-        f"median of {args.rounds} interleaved rounds\n"
+        f"median of {args.rounds} interleaved rounds; peak = "
+        + ("torch.cuda.max_memory_allocated\n" if args.device == "cuda" else "profiled tensors\n")
     )
     print(
         "| net (params) | training step | wall ms | / teacher | CPU ms | / teacher "
@@ -113,14 +127,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for net in args.nets:
-        print("\n".join(step_rows(net, args.rounds)), flush=True)
+        print("\n".join(step_rows(net, args.rounds, args.device)), flush=True)
     print(
         f"\n| net | sampler (batch {BATCH}) | NFE | wall ms | samples / s | CPU ms "
         "| samples / CPU s | speed-up (CPU) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for net in args.nets:
-        print("\n".join(sampling_rows(net, max(3, args.rounds // 3))), flush=True)
+        print("\n".join(sampling_rows(net, max(3, args.rounds // 3), args.device)), flush=True)
 
 
 if __name__ == "__main__":

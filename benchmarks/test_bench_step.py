@@ -70,21 +70,27 @@ def perturbed(net: torch.nn.Module, seed: int) -> torch.nn.Module:
 class StepBench:
     """One net (student = a copy of the teacher, as in the paper) and one training step."""
 
-    def __init__(self, net: str, step: str, batch: int = BATCH, dtype=torch.float32):
+    def __init__(
+        self, net: str, step: str, batch: int = BATCH, dtype=torch.float32, device: str = "cpu"
+    ):
         self.spec = spec = trial_spec(net, step)
+        self.device = device
         torch.manual_seed(0)
         data = load_dataset(spec.data)
         self.sigma_d = data.sigma_d
-        self.teacher = perturbed(build_net(spec, data.shape, data.sigma_d), seed=1).to(dtype)
+        self.teacher = perturbed(build_net(spec, data.shape, data.sigma_d), seed=1)
+        self.teacher = self.teacher.to(device, dtype)
         self.teacher.eval().requires_grad_(False)
         self.net = copy.deepcopy(self.teacher).requires_grad_(True).train()
-        self.adaptive = AdaptiveWeight().to(dtype) if spec.method != "teacher" else None
+        self.adaptive = None
+        if spec.method != "teacher":
+            self.adaptive = AdaptiveWeight().to(device, dtype)
         self.loss = build_loss(spec, data.sigma_d, self.adaptive, self.teacher)
         assert spec.method != "scd" or isinstance(self.loss.teacher, GuidedTeacher)
         params = list(self.net.parameters())
         params += list(self.adaptive.parameters()) if self.adaptive is not None else []
         self.opt = torch.optim.Adam(params, lr=spec.train.lr)
-        self.x0 = data.batch(batch, torch.Generator().manual_seed(2))[0].to(dtype)
+        self.x0 = data.batch(batch, torch.Generator().manual_seed(2))[0].to(device, dtype)
         self.gen = torch.Generator().manual_seed(3)
 
     def loss_value(self, seed: int = 4) -> torch.Tensor:
@@ -116,8 +122,14 @@ def sampler(bench: StepBench, name: str, batch: int):
     shape = (batch, *bench.x0.shape[1:])
     if name == "1step":
         t_max = bench.spec.sampling.t_max
-        return partial(sample_consistency, bench.net.eval(), shape, bench.sigma_d, [t_max])
-    return partial(sample_ode, bench.teacher, shape, bench.sigma_d, TEACHER_STEPS, TEACHER_SOLVER)
+        return partial(
+            sample_consistency, bench.net.eval(), shape, bench.sigma_d, [t_max],
+            device=bench.device,
+        )  # fmt: skip
+    return partial(
+        sample_ode, bench.teacher, shape, bench.sigma_d, TEACHER_STEPS, TEACHER_SOLVER,
+        device=bench.device,
+    )  # fmt: skip
 
 
 SAMPLERS = {"1step": 1, "teacher": ode_nfe(TEACHER_STEPS, TEACHER_SOLVER)}  # name -> NFE

@@ -43,7 +43,7 @@ run 120 python benchmarks/attention_gpu_table.py --seq-lens 1024 2048 4096 8192 
 # Hook: step benchmark on CUDA.
 section "Step benchmark on CUDA"
 if python benchmarks/step_table.py --help | grep -q -- "--device"; then
-    run 60 python benchmarks/step_table.py --device cuda
+    run 90 python benchmarks/step_table.py --device cuda --rounds 10
 else
     echo "skipped: benchmarks/step_table.py has no --device flag yet"
 fi

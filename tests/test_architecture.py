@@ -100,7 +100,7 @@ def test_no_file_over_300_lines():
 def test_the_spec_reuses_the_vocabulary_core_and_nets_define():
     from scm_bench.core.jvp import JVPBackend, JVPOrdering, JVPPrecision
     from scm_bench.core.tangent import TangentMode
-    from scm_bench.nets.attention import AttentionKernel
+    from scm_bench.nets.attend import AttentionKernel
     from scm_bench.spec.schema import TrialSpec
 
     fields = {
@@ -114,4 +114,4 @@ def test_the_spec_reuses_the_vocabulary_core_and_nets_define():
     jvp = TrialSpec.model_fields["jvp"].annotation.model_fields
     assert jvp["precision"].annotation is JVPPrecision
     assert jvp["backend"].annotation is JVPBackend
-    assert get_args(AttentionKernel)[:2] == ("flash", "math")
+    assert get_args(AttentionKernel) == ("flash", "math", "triton")

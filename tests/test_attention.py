@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from functools import partial
 
@@ -10,13 +11,9 @@ import torch
 from torch.autograd import forward_ad
 from torch.nn.functional import scaled_dot_product_attention
 
-from scm_bench.nets.attention import (
-    FusedAttention,
-    attention_jvp,
-    flash_attention,
-    flash_attention_jvp,
-    make_attend,
-)
+from scm_bench.errors import RunError
+from scm_bench.nets.attend import FlashAttend, attention_jvp, make_attend
+from scm_bench.nets.attention import FusedAttention, flash_attention, flash_attention_jvp
 from scm_bench.nets.dit import DiT
 from scm_bench.nets.layers import math_attention
 
@@ -129,11 +126,15 @@ def test_low_precision_inputs_accumulate_in_float32(dtype):
 def test_make_attend_picks_the_op_and_names_the_field_on_a_bad_value():
     assert make_attend("math", 64) is math_attention
     fused = make_attend("flash", 32)
+    assert isinstance(fused, FlashAttend)
     assert pickle.loads(pickle.dumps(fused)).block_size == 32  # nets holding it pickle
     primals, _ = qkv_and_tangents(SHAPES[1])
     assert rel_err(fused(*primals), math_attention(*primals)) < 1e-12
-    with pytest.raises(ValueError, match=r"attention\.kernel.*flash, math.*'fused'"):
+    with pytest.raises(ValueError, match=r"attention\.kernel.*flash, math, triton.*'fused'"):
         make_attend("fused", 64)
+    if not torch.cuda.is_available() and os.environ.get("TRITON_INTERPRET") != "1":
+        with pytest.raises(RunError, match=r"attention\.kernel: triton needs a CUDA GPU"):
+            make_attend("triton")
     with pytest.raises(ValueError, match=r"attention\.block_size"):
         make_attend("flash", 0)
 

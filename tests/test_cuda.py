@@ -10,7 +10,6 @@ import pytest
 import torch
 from helpers import SIGMA_D, perturb_, rel_err, small_net, trigflow_batch
 
-from scm_bench.nets import dit as dit_module
 from scm_bench.nets.attention import FusedAttention
 from scm_bench.nets.jvp import math_attention_jvp
 from scm_bench.nets.layers import math_attention
@@ -99,11 +98,9 @@ def test_forward_jvp_on_cuda_equals_cpu(arch):
     assert rel_err(f_cuda.cpu(), f) < 1e-10 and rel_err(tf_cuda.cpu(), tf) < 1e-10
 
 
-def test_dit_with_triton_attention_on_cuda_equals_blockwise_on_cpu(monkeypatch):
-    """A float32 DiT whose attention is TritonAttention (CUDA) vs FusedAttention (CPU); the
-    net's attention_jvp is pointed at attend.jvp, as wiring TritonAttention in will do."""
+def test_dit_with_triton_attention_on_cuda_equals_blockwise_on_cpu():
+    """A float32 DiT whose attention is TritonAttention (CUDA) vs FusedAttention (CPU)."""
     at = triton_module()
-    monkeypatch.setattr(dit_module, "attention_jvp", lambda attend, *qkv: attend.jvp(*qkv))
     net, _, ins = net_and_inputs("dit", torch.float32, attend=FusedAttention(16))
     net_cuda = copy.deepcopy(net).to(CUDA)
     for block in net_cuda.blocks:
@@ -118,15 +115,18 @@ def test_dit_with_triton_attention_on_cuda_equals_blockwise_on_cpu(monkeypatch):
 
 
 def sct_loss_and_grads(arch: str, device: torch.device):
-    """Per-sample sCT loss and the net's gradients on ``device``, float64, fixed t and noise.
-    The only place this file builds a loss (its constructor is being refactored)."""
+    """Per-sample sCT loss and the net's gradients on ``device``, float64, fixed t and noise."""
+    from scm_bench.core.jvp import JVPConfig
     from scm_bench.core.losses import SCMLoss
+    from scm_bench.core.tangent import TangentConfig
 
     net, shape, _ = net_and_inputs(arch)
     net = net.train().to(device)
     t = torch.linspace(0.1, 1.5, shape[0], dtype=torch.float64)
     x0, z, _, _ = trigflow_batch(shape, t)
-    loss_fn = SCMLoss(SIGMA_D, "sct", warmup_steps=0, precision="float64")
+    loss_fn = SCMLoss(
+        SIGMA_D, "sct", tangent=TangentConfig(warmup_steps=0), jvp=JVPConfig(precision="float64")
+    )
     loss, _ = loss_fn(net, x0.to(device), step=1, t=t.to(device), z=z.to(device))
     loss.sum().backward()
     return loss.detach().cpu(), [p.grad.cpu() for p in net.parameters()]
@@ -140,3 +140,17 @@ def test_sct_loss_and_gradients_on_cuda_equal_cpu(arch):
     assert rel_err(loss_cuda, loss) < 1e-10
     for g, g_cuda in zip(grads, grads_cuda, strict=True):
         assert torch.allclose(g_cuda, g, rtol=1e-8, atol=1e-12)
+
+
+def test_flash_kernel_switch_runs_the_triton_kernel_on_cuda(monkeypatch):
+    """attention.kernel=flash picks the Triton kernel by itself for CUDA tensors."""
+    at = triton_module()
+    from scm_bench.nets.attend import make_attend
+
+    calls = []
+    original = at.TritonAttention.jvp
+    monkeypatch.setattr(at.TritonAttention, "jvp", lambda *a: calls.append(1) or original(*a))
+    primals, tangents = data(64, 64, torch.float32)
+    y, ty = make_attend("flash").jvp(*primals, *tangents)
+    y64, ty64 = math_attention_jvp(*(x.double() for x in (*primals, *tangents)))
+    assert calls and rel_err(y.double(), y64) < 1e-5 and rel_err(ty.double(), ty64) < 1e-5

@@ -16,7 +16,7 @@ from scm_bench.core.jvp import JVPConfig, RngSnapshot, fast_path_applies, tangen
 from scm_bench.core.losses import GuidedTeacher, SCMLoss
 from scm_bench.core.tangent import TangentConfig
 from scm_bench.core.weighting import AdaptiveWeight
-from scm_bench.nets.attention import make_attend
+from scm_bench.nets.attend import make_attend
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -6,7 +6,7 @@ from typing import Literal, get_args
 
 from torch import nn
 
-from scm_bench.nets.attention import make_attend
+from scm_bench.nets.attend import make_attend
 from scm_bench.nets.dit import DiT
 from scm_bench.nets.mlp import MLP
 from scm_bench.nets.unet import UNet

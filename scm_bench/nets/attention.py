@@ -30,19 +30,9 @@ are cast back to the input dtype.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
-
 import torch
 
-from scm_bench.core.choices import check
-from scm_bench.nets.jvp import generic_jvp, math_attention_jvp
-from scm_bench.nets.layers import math_attention
-
 Tensor = torch.Tensor
-# The attention op of the nets (spec: attention.kernel): flash = blockwise online softmax with
-# a fused JVP, O(N) memory | math = softmax(QK^T)V on the full N x N matrix, closed-form JVP.
-AttentionKernel = Literal["flash", "math"]
 
 
 def _acc_dtype(x: Tensor) -> torch.dtype:
@@ -279,22 +269,3 @@ class FusedAttention:
 
     def __repr__(self) -> str:
         return f"FusedAttention(block_size={self.block_size})"
-
-
-def attention_jvp(attend, q: Tensor, k: Tensor, v: Tensor, tq, tk, tv) -> tuple[Tensor, Tensor]:
-    """(attend(q, k, v), its tangent) for ``forward_jvp``: the primal keeps its graph, the
-    tangent has none. ``FusedAttention``: its blockwise ``jvp``; ``math_attention``: the closed
-    form ``math_attention_jvp``; any other op: ``generic_jvp`` (torch.func.jvp).
-    """
-    if isinstance(attend, FusedAttention):
-        return attend.jvp(q, k, v, tq, tk, tv)
-    if attend is math_attention:
-        return math_attention_jvp(q, k, v, tq, tk, tv)
-    return generic_jvp(attend, (q, k, v), (tq, tk, tv))
-
-
-def make_attend(kernel: AttentionKernel, block_size: int = 128) -> Callable[..., Tensor]:
-    """attend(q, k, v) for ``attention.kernel``: flash = ``FusedAttention(block_size)``
-    (blockwise, O(N) memory) | math = ``math_attention`` (N x N scores, closed-form JVP)."""
-    check(kernel, AttentionKernel, "attention.kernel")
-    return FusedAttention(block_size) if kernel == "flash" else math_attention

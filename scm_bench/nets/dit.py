@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scm_bench.nets.attention import attention_jvp
+from scm_bench.nets.attend import attention_jvp
 from scm_bench.nets.embed import Conditioning
 from scm_bench.nets.jvp import Pair, conv_jvp, dropout_jvp, gelu_tanh_jvp, linear_jvp
 from scm_bench.nets.layers import AdaNorm, math_attention

@@ -33,7 +33,7 @@ from scm_bench.data import DatasetName
 from scm_bench.data.toy2d import ToyVariant
 from scm_bench.errors import SpecError
 from scm_bench.nets import Arch
-from scm_bench.nets.attention import AttentionKernel
+from scm_bench.nets.attend import AttentionKernel
 from scm_bench.nets.embed import TimeEmbeddingKind, TimeTransform
 from scm_bench.nets.layers import AdaGN
 from scm_bench.spec.paths import format_errors, set_dotted
