@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from scm_bench.nets.dit import DiT
+from scm_bench.nets.embed import CondConfig
 from scm_bench.nets.mlp import MLP
 from scm_bench.nets.unet import UNet
 from scm_bench.spec.schema import TrialSpec
@@ -14,22 +15,31 @@ MLP_SHAPE = (8, 2)  # (B, dim)
 UNET_SHAPE = (4, 1, 8, 8)  # (B, C, H, W)
 
 
+def split_cond(kw: dict) -> tuple[CondConfig, dict]:
+    """(CondConfig from the conditioning keywords, the net's own keywords); emb_dim 32."""
+    names = set(CondConfig.__dataclass_fields__)
+    cond = CondConfig(**({"sigma_d": SIGMA_D, "emb_dim": 32} | {k: v for k, v in kw.items()
+                                                                  if k in names}))  # fmt: skip
+    return cond, {k: v for k, v in kw.items() if k not in names}
+
+
 def small_mlp(**kw) -> MLP:
     """Width 32, two blocks: cheap enough to build dozens per test file."""
-    args = dict(sigma_d=SIGMA_D, width=32, depth=2, emb_dim=32) | kw
-    return MLP(2, **args)
+    cond, kw = split_cond(kw)
+    return MLP(2, cond, **(dict(width=32, depth=2) | kw))
 
 
 def small_unet(**kw) -> UNet:
     """Width 16 on 8x8 with channel_mult (1, 2) and attention at 4x4 (math attention)."""
-    args = dict(sigma_d=SIGMA_D, width=16, depth=1, channel_mult=(1, 2), heads=2, emb_dim=32)
-    return UNet(1, 8, attn_resolutions=(4,), **(args | kw))
+    cond, kw = split_cond(kw)
+    args = dict(width=16, depth=1, channel_mult=(1, 2), heads=2)
+    return UNet(1, 8, cond, attn_resolutions=(4,), **(args | kw))
 
 
 def small_dit(**kw) -> DiT:
     """Width 32, two blocks, patch 2 on 8x8 (16 tokens), math attention unless ``attend``."""
-    args = dict(sigma_d=SIGMA_D, width=32, depth=2, patch_size=2, heads=2, emb_dim=32)
-    return DiT(1, 8, **(args | kw))
+    cond, kw = split_cond(kw)
+    return DiT(1, 8, cond, **(dict(width=32, depth=2, patch_size=2, heads=2) | kw))
 
 
 def small_net(arch: str, **kw) -> tuple[torch.nn.Module, tuple[int, ...]]:

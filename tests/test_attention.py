@@ -15,6 +15,7 @@ from scm_bench.errors import RunError
 from scm_bench.nets.attend import FlashAttend, attention_jvp, make_attend
 from scm_bench.nets.attention import FusedAttention, flash_attention, flash_attention_jvp
 from scm_bench.nets.dit import DiT
+from scm_bench.nets.embed import CondConfig
 from scm_bench.nets.layers import math_attention
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -144,10 +145,9 @@ def small_dit(
 ):
     """A float64 DiT on 8x8 images (16 tokens) with every weight random, zero-inits included."""
     torch.manual_seed(0)
-    kw = dict(width=32, depth=2, patch_size=2, heads=2, emb_dim=32, num_classes=classes)
-    net = DiT(
-        2, 8, 0.5, adagn=adagn, time_embedding=time_embedding, attend=attend, dropout=dropout, **kw
-    ).double()
+    cond = CondConfig(0.5, 32, time_embedding=time_embedding, adagn=adagn, dropout=dropout,
+                      num_classes=classes)  # fmt: skip
+    net = DiT(2, 8, cond, width=32, depth=2, patch_size=2, heads=2, attend=attend).double()
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.2 * torch.randn_like(p))

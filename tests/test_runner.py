@@ -164,3 +164,26 @@ def test_search_over_a_teacher_setting_trains_one_teacher_per_proposal(ray_clust
     assert len(teachers) == 2  # one per proposal (the base trial's teacher is never trained)
     assert sorted(df["teacher_id"]) == teachers
     assert df["swd_2step"].nunique() == 2 and df["loss_std_late"].nunique() == 2
+
+
+def test_a_rerun_continues_the_same_optuna_study(ray_cluster, tmp_path):
+    """The study lives in the run folder: a second invocation runs only the proposals the
+    first did not finish, and finished proposals are kept as they are."""
+    sets = FAST + ["search.num_samples=2"]
+    out, cache = tmp_path / "run", tmp_path / "t"
+    loaded = load_trials(ROOT / "ablations" / "tune_tangent.yaml", sets)
+    first = run(loaded.spec, loaded.trials, out, teacher_cache=cache, echo=quiet)
+    kept = {p.parent.name: p.read_text() for p in (out / "trials").glob("*/result.json")}
+    assert len(first) == 2 and len(kept) == 2
+    assert all(name.startswith("tune_tangent-c=") for name in kept)  # named by parameters
+
+    loaded = load_trials(ROOT / "ablations" / "tune_tangent.yaml", FAST + ["search.num_samples=3"])
+    lines = []
+    second = run(loaded.spec, loaded.trials, out, teacher_cache=cache, echo=lines.append)
+    assert any("1 Optuna proposal(s)" in ln and "2 done" in ln for ln in lines)
+    assert len(second) == 3 and (second["status"] == "ok").all()
+    for name, text in kept.items():
+        assert (out / "trials" / name / "result.json").read_text() == text
+    best = json.loads((out / "best.json").read_text())
+    assert best["finished"] == 3 and set(best["importances"]) == set(best["params"])
+    assert "base" not in set(second["variant"])  # no phantom row for the search's base trial

@@ -17,44 +17,20 @@ Arch = Literal["mlp", "unet", "dit"]
 def build_net(spec, shape: tuple[int, ...], sigma_d: float, num_classes: int = 0) -> nn.Module:
     """The backbone ``spec.net.arch`` for samples of ``shape`` (a TrialSpec's net section)."""
     n = spec.net
-    common = dict(
-        sigma_d=sigma_d,
-        emb_dim=n.emb_dim,
-        time_transform=n.time_transform,
-        time_embedding=n.time_embedding,
-        fourier_scale=n.fourier_scale,
-        adagn=n.adagn,
-        dropout=n.dropout,
-        num_classes=num_classes,
-    )
+    cond = n.conditioning(sigma_d, num_classes)
     if n.arch == "mlp":
         if len(shape) != 1:
             raise ValueError(f"net.arch=mlp needs vector data, got sample shape {shape}")
-        return MLP(shape[0], width=n.width, depth=n.depth, **common)
+        return MLP(shape[0], cond, width=n.width, depth=n.depth)
     if len(shape) != 3:
         raise ValueError(f"net.arch={n.arch} needs image data, got sample shape {shape}")
     attend = make_attend(spec.attention.kernel, spec.attention.block_size)
+    images = dict(width=n.width, depth=n.depth, heads=n.heads, attend=attend)
     if n.arch == "unet":
         return UNet(
-            shape[0],
-            shape[1],
-            width=n.width,
-            depth=n.depth,
-            channel_mult=n.channel_mult,
-            attn_resolutions=n.attn_resolutions,
-            heads=n.heads,
-            attend=attend,
-            **common,
-        )
+            *shape[:2], cond, channel_mult=n.channel_mult, attn_resolutions=n.attn_resolutions,
+            **images,
+        )  # fmt: skip
     if n.arch == "dit":
-        return DiT(
-            shape[0],
-            shape[1],
-            width=n.width,
-            depth=n.depth,
-            patch_size=n.patch_size,
-            heads=n.heads,
-            attend=attend,
-            **common,
-        )
+        return DiT(*shape[:2], cond, patch_size=n.patch_size, **images)
     raise ValueError(f"net.arch must be one of {', '.join(get_args(Arch))}; got {n.arch!r}")

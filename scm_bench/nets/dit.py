@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from scm_bench.nets.attend import attention_jvp
-from scm_bench.nets.embed import Conditioning
+from scm_bench.nets.embed import CondConfig, Conditioning
 from scm_bench.nets.jvp import Pair, conv_jvp, dropout_jvp, gelu_tanh_jvp, linear_jvp
 from scm_bench.nets.layers import AdaNorm, math_attention
 
@@ -95,30 +95,22 @@ class DiT(nn.Module):
         self,
         channels: int,
         resolution: int,
-        sigma_d: float,
+        cond: CondConfig = CondConfig(),
         width: int = 128,  # token channels
         depth: int = 4,  # transformer blocks
         patch_size: int = 2,
         heads: int = 4,
-        emb_dim: int = 128,
-        time_transform: str = "identity",
-        time_embedding: str = "positional",
-        fourier_scale: float = 16.0,
-        adagn: str = "double",
-        dropout: float = 0.0,
-        num_classes: int = 0,  # 0 = unconditional
-        attend=math_attention,  # attention op on (B, heads, N, d), e.g. attention.make_attend
+        attend=math_attention,  # attention op on (B, heads, N, d), e.g. attend.make_attend
     ):
         super().__init__()
         if resolution % patch_size:
             raise ValueError(
                 f"net.patch_size ({patch_size}) must divide the resolution ({resolution})"
             )
-        self.num_classes, self.channels, self.patch = num_classes, channels, patch_size
+        emb_dim, adagn, dropout = cond.emb_dim, cond.adagn, cond.dropout
+        self.num_classes, self.channels, self.patch = cond.num_classes, channels, patch_size
         self.grid = resolution // patch_size
-        self.cond = Conditioning(
-            emb_dim, time_transform, time_embedding, fourier_scale, sigma_d, num_classes
-        )
+        self.cond = Conditioning(cond)
         self.patchify = nn.Conv2d(channels, width, patch_size, stride=patch_size)
         self.register_buffer("pos", sincos_2d(width, self.grid), persistent=False)  # (N, W)
         self.blocks = nn.ModuleList(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -80,21 +81,30 @@ class TimeEmbedding(nn.Module):
         return torch.cat([cos, sin], dim=1), tout
 
 
+@dataclass(frozen=True)
+class CondConfig:
+    """How every net is conditioned on time and labels, and its adaptive norm (spec: ``net.*``
+    time switches; sigma_d and classes come from the data)."""
+
+    sigma_d: float = 0.5
+    emb_dim: int = 128  # width of the time embedding
+    time_transform: TimeTransform = "identity"  # c_noise(t)
+    time_embedding: TimeEmbeddingKind = "positional"
+    fourier_scale: float = 16.0  # std of the Fourier frequencies
+    adagn: str = "double"  # layers.AdaGN: double | single | scale
+    dropout: float = 0.0  # inside blocks
+    num_classes: int = 0  # 0 = unconditional
+
+
 class Conditioning(nn.Module):
     """c_noise(t) -> embedding -> 2-layer MLP, plus an optional class embedding (null = C)."""
 
-    def __init__(
-        self,
-        emb_dim: int,
-        transform: str,
-        embedding: str,
-        scale: float,
-        sigma_d: float,
-        num_classes: int = 0,
-    ):
+    def __init__(self, cfg: CondConfig):
         super().__init__()
-        self.transform, self.sigma_d, self.num_classes = transform, sigma_d, num_classes
-        self.embed = TimeEmbedding(emb_dim, embedding, scale)
+        emb_dim = cfg.emb_dim
+        self.transform, self.sigma_d = cfg.time_transform, cfg.sigma_d
+        self.num_classes = num_classes = cfg.num_classes
+        self.embed = TimeEmbedding(emb_dim, cfg.time_embedding, cfg.fourier_scale)
         self.mlp = nn.Sequential(
             nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scm_bench.nets.embed import Conditioning
+from scm_bench.nets.embed import CondConfig, Conditioning
 from scm_bench.nets.jvp import Pair, dropout_jvp, linear_jvp, silu_jvp
 from scm_bench.nets.layers import AdaNorm
 
@@ -37,22 +37,14 @@ class MLP(nn.Module):
     def __init__(
         self,
         dim: int,
-        sigma_d: float,
+        cond: CondConfig = CondConfig(),
         width: int = 128,
         depth: int = 4,
-        emb_dim: int = 128,
-        time_transform: str = "identity",
-        time_embedding: str = "positional",
-        fourier_scale: float = 16.0,
-        adagn: str = "double",
-        dropout: float = 0.0,
-        num_classes: int = 0,  # 0 = unconditional
     ):
         super().__init__()
-        self.num_classes = num_classes
-        self.cond = Conditioning(
-            emb_dim, time_transform, time_embedding, fourier_scale, sigma_d, num_classes
-        )
+        emb_dim, adagn, dropout = cond.emb_dim, cond.adagn, cond.dropout
+        self.num_classes = cond.num_classes
+        self.cond = Conditioning(cond)
         self.inp = nn.Linear(dim, width)
         self.blocks = nn.ModuleList(MLPBlock(width, emb_dim, adagn, dropout) for _ in range(depth))
         self.out_norm = AdaNorm(width, emb_dim, adagn, kind="layer")

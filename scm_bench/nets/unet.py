@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from scm_bench.nets.attend import attention_jvp
-from scm_bench.nets.embed import Conditioning
+from scm_bench.nets.embed import CondConfig, Conditioning
 from scm_bench.nets.jvp import Pair, apply_linear_op, conv_jvp, dropout_jvp, silu_jvp
 from scm_bench.nets.layers import AdaNorm, math_attention
 
@@ -81,26 +81,18 @@ class UNet(nn.Module):
         self,
         channels: int,
         resolution: int,
-        sigma_d: float,
+        cond: CondConfig = CondConfig(),
         width: int = 32,
         depth: int = 1,  # residual blocks per level
         channel_mult: tuple[int, ...] = (1, 2),
         attn_resolutions: tuple[int, ...] = (4,),
         heads: int = 4,
-        emb_dim: int = 128,
-        time_transform: str = "identity",
-        time_embedding: str = "positional",
-        fourier_scale: float = 16.0,
-        adagn: str = "double",
-        dropout: float = 0.0,
-        num_classes: int = 0,  # 0 = unconditional
         attend=math_attention,  # attention op on (B, heads, N, d)
     ):
         super().__init__()
-        self.num_classes = num_classes
-        self.cond = Conditioning(
-            emb_dim, time_transform, time_embedding, fourier_scale, sigma_d, num_classes
-        )
+        emb_dim, adagn, dropout = cond.emb_dim, cond.adagn, cond.dropout
+        self.num_classes = cond.num_classes
+        self.cond = Conditioning(cond)
         block = lambda cin, cout: ResBlock(cin, cout, emb_dim, adagn, dropout)
         attn = lambda ch: AttnBlock(ch, emb_dim, adagn, heads, attend)
         self.conv_in = nn.Conv2d(channels, width, 3, padding=1)

@@ -42,6 +42,9 @@ def use_token_auth(address: str) -> None:
 
 def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     """Join an existing Ray (``address`` or RAY_ADDRESS) or start a local one; True if started."""
+    # A failing trial is reported in one line (full traceback in its error.txt), not through
+    # Tune's error log with two tracebacks.
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or "local"
@@ -50,9 +53,6 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     kwargs = {"address": address, "log_to_driver": False, "configure_logging": False}
     if address == "local":  # the node's IP on loopback: its metrics endpoint binds there too
         kwargs.update(include_dashboard=dashboard, dashboard_host=host, _node_ip_address=LOCAL)
-    # A failing trial is reported in one line (full traceback in its error.txt), not through
-    # Tune's error log with two tracebacks.
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     ctx = ray.init(**kwargs)
     if dashboard:
         url = f"http://{ctx.dashboard_url}" if ctx.dashboard_url else "(dashboard not available)"

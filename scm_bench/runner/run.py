@@ -106,7 +106,7 @@ def write_plan(spec: AblationSpec, trials: list[Trial], out_dir: Path) -> None:
     plan = [
         {"trial_id": t.trial_id, "variant": t.variant, "axes": t.axes, "seed": t.seed,
          "spec": t.spec.model_dump(mode="json")}
-        for t in trials
+        for t in (trials if spec.search is None else [])  # a search's trials are its proposals
     ]  # fmt: skip
     rundir.write_json(out_dir / "trials.json", plan)
 

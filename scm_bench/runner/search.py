@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import optuna
+import ray
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
@@ -15,7 +19,6 @@ from scm_bench.runner.results import result_row
 from scm_bench.runner.trainable import Job, teacher_dir, trainable
 from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.spec.ablation import SearchParam
-from scm_bench.spec.expand import trial_id
 
 
 def domain(p: SearchParam):
@@ -32,6 +35,26 @@ def direction(spec: AblationSpec) -> str:
     return "max" if metrics.get(metrics.base_name(spec.search.metric)).higher_is_better else "min"
 
 
+def study_storage(out_dir: Path) -> JournalStorage:
+    """Optuna's own storage in the run folder (an append-only journal file, safe on NFS), so a
+    re-run continues the same study."""
+    return JournalStorage(JournalFileBackend(str(out_dir / "optuna.journal")))
+
+
+def finished_proposals(study: optuna.Study) -> int:
+    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def importances(study: optuna.Study) -> dict[str, float]:
+    """Optuna's parameter importances (fANOVA) once two proposals have finished, else {}."""
+    if finished_proposals(study) < 2:
+        return {}
+    try:
+        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+    except (RuntimeError, ValueError):  # e.g. every finished proposal has the same value
+        return {}
+
+
 def tune_search(
     spec: AblationSpec,
     base: Trial,
@@ -41,52 +64,73 @@ def tune_search(
     max_concurrent: int | None,
     echo,
 ) -> None:
-    """num_samples Optuna proposals around the base trial; each proposal is applied with
+    """num_samples Optuna proposals around the base trial, minus those a previous invocation
+    finished (the study lives in the run folder); each proposal is applied with
     ``TrialSpec.override`` in the worker and gets the teacher its settings imply."""
     job = Job(
         f"{spec.name}-search", base.spec, out_dir / "trials", cache, threads,
         metric=spec.search.metric,
     )  # fmt: skip
     mode = direction(spec)
-    searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=base.seed))
-    concurrency = max_concurrent or 1
-    echo(f"search: {spec.search.num_samples} Optuna trial(s) on {spec.search.metric} ({mode})")
-    tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(trainable, jobs={job.trial_id: job}),
-            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-        ),
-        param_space={
-            "trial_id": job.trial_id,
-            "params": {p: domain(v) for p, v in spec.search.params.items()},
-        },
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            num_samples=spec.search.num_samples,
-            metric=spec.search.metric,
-            mode=mode,
-            max_concurrent_trials=concurrency,
-        ),
-        run_config=tune.RunConfig(
-            name="search",
-            storage_path=str(out_dir / "ray"),
-            verbose=0,
-            callbacks=[Progress("search", spec.search.num_samples, concurrency, echo)],
-        ),
+    storage = study_storage(out_dir)
+    searcher = OptunaSearch(
+        sampler=optuna.samplers.TPESampler(seed=base.seed), storage=storage, study_name=spec.name
     )
-    grid = tuner.fit()
-    best = grid.get_best_result(metric=spec.search.metric, mode=mode, filter_nan_and_inf=True)
-    value = best.metrics.get(spec.search.metric, math.nan) if best else math.nan
-    params = best.config.get("params", {}) if best else {}
+    study = optuna.create_study(
+        study_name=spec.name, storage=storage, load_if_exists=True,
+        direction="minimize" if mode == "min" else "maximize",
+    )  # fmt: skip
+    done = finished_proposals(study)
+    todo = max(0, spec.search.num_samples - done)
+    cpus = ray.cluster_resources().get("CPU", 1)
+    concurrency = max_concurrent or max(1, int(cpus // spec.resources.cpu))
+    echo(f"search: {todo} Optuna proposal(s) on {spec.search.metric} ({mode}), {done} done")
+    if todo:
+        tuner = tune.Tuner(
+            tune.with_resources(
+                tune.with_parameters(trainable, jobs={job.trial_id: job}),
+                {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+            ),
+            param_space={
+                "trial_id": job.trial_id,
+                "params": {p: domain(v) for p, v in spec.search.params.items()},
+            },
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                num_samples=todo,
+                metric=spec.search.metric,
+                mode=mode,
+                max_concurrent_trials=concurrency,
+            ),
+            run_config=tune.RunConfig(
+                name=f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(out_dir / "ray"),
+                verbose=0,
+                callbacks=[Progress("search", todo, concurrency, echo)],
+            ),
+        )
+        tuner.fit()
+    write_best(spec, study, out_dir, echo)
+
+
+def write_best(spec: AblationSpec, study: optuna.Study, out_dir: Path, echo) -> None:
+    """best.json: the best finished proposal of the whole study and the parameter importances."""
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = min(complete, key=lambda t: t.value if direction(spec) == "min" else -t.value,
+               default=None)  # fmt: skip
+    value = best.value if best else math.nan
+    params = best.params if best else {}
     rundir.write_json(
         out_dir / "best.json",
-        {"metric": spec.search.metric, "mode": mode, "value": value, "params": params},
-    )
+        {"metric": spec.search.metric, "mode": direction(spec), "value": value,
+         "params": params, "importances": importances(study), "finished": len(complete)},
+    )  # fmt: skip
     echo(f"best {spec.search.metric} = {value:.4g} with {params}")
 
 
 def search_rows(spec: AblationSpec, out_dir: Path, cache: Path) -> list[dict]:
-    """One row per searched trial, with the searched parameters as axis columns."""
+    """One row per searched trial (its folder is named by its trial id), with the searched
+    parameters as axis columns and the variant named by them."""
     rows = []
     for trial_dir in sorted(p for p in (out_dir / "trials").iterdir() if p.is_dir()):
         if not (trial_dir / "trial.json").exists() or rundir.trial_outcome(trial_dir) is None:
@@ -98,10 +142,9 @@ def search_rows(spec: AblationSpec, out_dir: Path, cache: Path) -> list[dict]:
             for part in path.split("."):
                 node = getattr(node, part)
             axes[path] = node
-        t = Trial(trial_id(spec.name, axes, ts.seed, ts), "search", axes, ts.seed, ts)
-        row = result_row(t, trial_dir, teacher_dir(ts, cache))
-        row["variant"] = ",".join(
+        label = ",".join(
             f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in axes.items()
         )
-        rows.append(row)
+        t = Trial(trial_dir.name, label, axes, ts.seed, ts)
+        rows.append(result_row(t, trial_dir, teacher_dir(ts, cache)))
     return rows

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import torch
 from ray import tune
 
 from scm_bench import rundir
+from scm_bench.lock import LockedError, RunLock
 from scm_bench.runner import live
 from scm_bench.spec import TrialSpec
+from scm_bench.spec.expand import trial_id
 from scm_bench.train.loop import train_trial
 
 
@@ -39,6 +42,31 @@ def teacher_dir(spec: TrialSpec, cache: Path) -> Path | None:
     if not spec.needs_teacher():
         return None
     return Path(cache) / f"teacher-{spec.teacher_trial().digest()}"
+
+
+def train_once(spec: TrialSpec, folder: Path, **kw) -> dict:
+    """``train_trial`` in ``folder`` by one process at a time: a teacher folder of the shared
+    cache may be wanted by several trials or runs at once; the others wait, then read its
+    outcome (``train_trial`` returns a finished trial's result without training)."""
+    while True:
+        try:
+            with RunLock(folder):
+                return train_trial(spec, folder, **kw)
+        except LockedError:
+            time.sleep(2)
+
+
+def ensure_teacher(spec: TrialSpec, cache: Path) -> Path | None:
+    """The folder of the teacher ``spec`` needs, trained here unless it is cached."""
+    tdir = teacher_dir(spec, cache)
+    if tdir is not None and not rundir.is_finished(tdir):
+        train_once(spec.teacher_trial(), tdir)
+    return tdir
+
+
+def search_trial_id(name: str, spec: TrialSpec, params: dict) -> str:
+    """A search proposal's trial id (and folder name): named by its parameters, like an axis."""
+    return trial_id(name, params, spec.seed, spec)
 
 
 def crash_hook(trial_id: str) -> int | None:
@@ -64,23 +92,24 @@ def trainable(config: dict, jobs: dict[str, Job]) -> None:
     """
     job = jobs[config["trial_id"]]
     torch.set_num_threads(job.threads)
-    spec, trial_dir = job.spec, job.dir
+    spec, trial_dir, name = job.spec, job.dir, job.trial_id
     if "params" in config:  # numpy scalars from the search space become plain Python values
         params = {k: getattr(v, "item", lambda v=v: v)() for k, v in config["params"].items()}
         spec = spec.override(params, "search proposal")
-        trial_dir = job.dir / f"search-{spec.digest()}"
-    tdir = teacher_dir(spec, job.teacher_cache)
-    if tdir is not None and not rundir.is_finished(tdir):
-        train_trial(spec.teacher_trial(), tdir)
+        name = search_trial_id(job.trial_id.removesuffix("-search"), spec, params)
+        trial_dir = job.dir / name
+    tdir = ensure_teacher(spec, job.teacher_cache)
+    if tdir is not None and rundir.trial_outcome(tdir)["status"] != "ok":
+        raise RuntimeError(f"teacher {tdir.name} {rundir.trial_outcome(tdir)['status']}")
     # Search mode: Tune requires the searched metric in every report; NaN until it exists.
     pending = {job.metric: math.nan} if job.metric else {}
-    trial_id = f"{job.trial_id}-{spec.digest()}" if "params" in config else job.trial_id
 
     def on_log(row: dict) -> None:
-        live.export(trial_id, row)
+        live.export(name, row)
         tune.report({**pending, **_scalars(row)})
 
-    result = train_trial(spec, trial_dir, tdir, on_log, job.crash_at)
-    live.export(trial_id, {"diverged": float(result["status"] == "diverged")})
+    train = train_once if spec.method == "teacher" else train_trial  # teachers: a shared cache
+    result = train(spec, trial_dir, teacher_dir=tdir, on_log=on_log, crash_at=job.crash_at)
+    live.export(name, {"diverged": float(result["status"] == "diverged")})
     final = {"status": result["status"], "trial_dir": str(trial_dir), **result.get("metrics", {})}
     tune.report({**pending, **_scalars(final)})

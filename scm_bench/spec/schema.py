@@ -34,7 +34,7 @@ from scm_bench.data.toy2d import ToyVariant
 from scm_bench.errors import SpecError
 from scm_bench.nets import Arch
 from scm_bench.nets.attend import AttentionKernel
-from scm_bench.nets.embed import TimeEmbeddingKind, TimeTransform
+from scm_bench.nets.embed import CondConfig, TimeEmbeddingKind, TimeTransform
 from scm_bench.nets.layers import AdaGN
 from scm_bench.spec.paths import format_errors, set_dotted
 
@@ -97,6 +97,12 @@ class NetSpec(Section):
     )
     dropout: StrictFloat = Field(0.0, ge=0, lt=1, description="Dropout probability inside blocks.")
     emb_dim: StrictInt = Field(128, ge=8, description="Width of the time embedding.")
+
+    def conditioning(self, sigma_d: float, num_classes: int) -> CondConfig:
+        return CondConfig(
+            sigma_d, self.emb_dim, self.time_transform, self.time_embedding,
+            self.fourier_scale, self.adagn, self.dropout, num_classes,
+        )  # fmt: skip
 
 
 class TangentSpec(Section):
