@@ -35,6 +35,11 @@ def direction(spec: AblationSpec) -> str:
     return "max" if metrics.get(metrics.base_name(spec.search.metric)).higher_is_better else "min"
 
 
+def plain(name: str) -> str:
+    """Optuna sees Tune's flattened config keys ('params/tangent.c'); the spec path is the rest."""
+    return name.removeprefix("params/")
+
+
 def study_storage(out_dir: Path) -> JournalStorage:
     """Optuna's own storage in the run folder (an append-only journal file, safe on NFS), so a
     re-run continues the same study."""
@@ -73,13 +78,13 @@ def tune_search(
     )  # fmt: skip
     mode = direction(spec)
     storage = study_storage(out_dir)
-    searcher = OptunaSearch(
-        sampler=optuna.samplers.TPESampler(seed=base.seed), storage=storage, study_name=spec.name
-    )
     study = optuna.create_study(
         study_name=spec.name, storage=storage, load_if_exists=True,
         direction="minimize" if mode == "min" else "maximize",
     )  # fmt: skip
+    # A resumed study must not replay the first invocation's random draws: seed by its size.
+    sampler = optuna.samplers.TPESampler(seed=base.seed + len(study.trials))
+    searcher = OptunaSearch(sampler=sampler, storage=storage, study_name=spec.name)
     done = finished_proposals(study)
     todo = max(0, spec.search.num_samples - done)
     cpus = ray.cluster_resources().get("CPU", 1)
@@ -119,11 +124,12 @@ def write_best(spec: AblationSpec, study: optuna.Study, out_dir: Path, echo) -> 
     best = min(complete, key=lambda t: t.value if direction(spec) == "min" else -t.value,
                default=None)  # fmt: skip
     value = best.value if best else math.nan
-    params = best.params if best else {}
+    params = {plain(k): v for k, v in (best.params if best else {}).items()}
     rundir.write_json(
         out_dir / "best.json",
         {"metric": spec.search.metric, "mode": direction(spec), "value": value,
-         "params": params, "importances": importances(study), "finished": len(complete)},
+         "params": params, "finished": len(complete),
+         "importances": {plain(k): v for k, v in importances(study).items()}},
     )  # fmt: skip
     echo(f"best {spec.search.metric} = {value:.4g} with {params}")
 
