@@ -17,12 +17,14 @@ from scm_bench.core.choices import check
 from scm_bench.core.jvp import JVPConfig, RngSnapshot, tangent_of_net
 from scm_bench.core.tangent import (
     TangentConfig,
+    discrete_dt,
+    discrete_scm_tangent,
     per_sample_norm,
     scm_tangent,
     shape_tangent,
     warmup_ratio,
 )
-from scm_bench.core.trigflow import Proposal, noise, sample_t, velocity
+from scm_bench.core.trigflow import Proposal, consistency_fn, expand_t, noise, sample_t, velocity
 from scm_bench.core.weighting import AdaptiveWeight, PriorWeight, prior_weight
 
 Method = Literal["teacher", "sct", "scd"]  # teacher: TrigFlow diffusion; sct / scd: students
@@ -143,22 +145,28 @@ class SCMLoss(_Draws):
         self, net, x0, y=None, *, step, target=None, t=None, z=None, generator=None,
         timer: Callable[[], AbstractContextManager] = nullcontext,  # the loop's JVP stopwatch
     ):  # fmt: skip
-        sd = self.sigma_d
+        sd, r = self.sigma_d, self.warmup_ratio(step)
         t, z, x_t = self.draw(x0, t, z, generator)
         dxdt = self.dxdt(x0, z, t, x_t, y)
-
-        # Step 4: F^- and cos t sin t sigma_d dF^-/dt (no graph); dropout masks pinned. The
-        # fast path with theta^- = stop-gradient(theta) shares one pass: F_theta keeps its graph.
-        rng = RngSnapshot.take()
-        with timer():
-            f, cs_dfdt = tangent_of_net(
-                target if target is not None else net,
-                x_t, t, dxdt, sd, y, self.jvp, rng=rng, keep_graph=target is None,
-            )  # fmt: skip
+        rng, diag = RngSnapshot.take(), {"t": t}
+        if self.tangent.discrete_steps:  # discrete time: a finite difference, not a JVP
+            f, g_raw = self.discrete(net, target, x0, z, t, x_t, dxdt, y, rng, r)
+        else:
+            # Step 4: F^- and cos t sin t sigma_d dF^-/dt (no graph); dropout masks pinned. The
+            # fast path with theta^- = stop-gradient(theta) shares one pass: F_theta keeps its
+            # graph.
+            with timer():
+                f, cs_dfdt = tangent_of_net(
+                    target if target is not None else net,
+                    x_t, t, dxdt, sd, y, self.jvp, rng=rng, keep_graph=target is None,
+                )  # fmt: skip
+            # Steps 3, 5: warmup ratio r and the tangent g.
+            g_raw = scm_tangent(x_t, t, f.detach(), dxdt, cs_dfdt, sd, r)
+            diag["jvp_norm"] = per_sample_norm(cs_dfdt)
+            diag["nonfinite_tangent"] = (~torch.isfinite(cs_dfdt)).flatten(1).float().mean(1)
         f_minus = f.detach()
 
-        # Steps 3, 5-6: warmup ratio r, the tangent g, then normalize / clip / raw.
-        g_raw = scm_tangent(x_t, t, f_minus, dxdt, cs_dfdt, sd, self.warmup_ratio(step))
+        # Step 6: normalize / clip / raw.
         g = shape_tangent(g_raw, self.tangent)
 
         # Step 7: the weighted regression of F_theta onto F^- + g (same dropout masks).
@@ -172,11 +180,25 @@ class SCMLoss(_Draws):
         if self.adaptive is not None:
             w = self.adaptive(t)
             loss = torch.exp(w) * loss - w
-        diag = {
-            "t": t,
-            "g_norm": per_sample_norm(g_raw),
-            "jvp_norm": per_sample_norm(cs_dfdt),
-            "nonfinite_tangent": (~torch.isfinite(cs_dfdt)).flatten(1).float().mean(1),
-            "weight": w.detach(),
-        }
+        diag.update(g_norm=per_sample_norm(g_raw), weight=w.detach())
         return loss, diag
+
+    def discrete(self, net, target, x0, z, t, x_t, dxdt, y, rng, r):
+        """(F^-(x_t, t), g) of the discrete-time objective with N = ``tangent.discrete_steps``:
+        one step back to t' = max(t - pi/(2N), 0) on the same noise path (sCT: x_t' = cos t' x0
+        + sin t' z) or by one Euler step of the teacher's PF-ODE (sCD). Same dropout masks in
+        every pass; with theta^- = stop-gradient(theta) F keeps its graph (it is F_theta)."""
+        sd, theta_minus = self.sigma_d, target if target is not None else net
+        t_prev = (t - discrete_dt(self.tangent.discrete_steps)).clamp_min(0)
+        if self.method == "sct":
+            x_prev = noise(x0, z, t_prev)
+        else:
+            x_prev = x_t - expand_t(t - t_prev, x_t) * dxdt
+        rng.restore()
+        with torch.set_grad_enabled(target is None and torch.is_grad_enabled()):
+            f = theta_minus(x_t / sd, t, y)  # (B, ...)
+        with torch.no_grad():
+            rng.restore()
+            f_prev = consistency_fn(theta_minus, x_prev, t_prev, sd, y)  # f(x, 0) = x
+            dt = expand_t(t - t_prev, x_t)  # (B, 1, ...): min(pi/(2N), t)
+            return f, discrete_scm_tangent(x_t, t, f.detach(), dxdt, f_prev, dt, sd, r)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +23,7 @@ class TangentConfig:
     norm: TangentNorm = "l2"  # norm used by normalize
     c: float = 0.1  # normalization constant
     warmup_steps: int = 10000  # H of r = min(1, step / H); 0 = no warmup
+    discrete_steps: int = 0  # 0 = continuous time (the JVP); N = discrete-time CM, N steps
 
     def __post_init__(self):
         check(self.mode, TangentMode, "tangent.mode")
@@ -68,3 +70,33 @@ def shape_tangent(g: torch.Tensor, cfg: TangentConfig) -> torch.Tensor:
     if cfg.mode == "clip":
         return g.clamp(-1.0, 1.0)
     return g  # raw
+
+
+def discrete_dt(steps: int) -> float:
+    """The step of a discrete-time consistency model with N steps on [0, pi/2]: pi / (2N)."""
+    return math.pi / (2 * steps)
+
+
+def discrete_scm_tangent(
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    f_minus: torch.Tensor,
+    dxdt: torch.Tensor,
+    f_prev: torch.Tensor,
+    dt: torch.Tensor | float,  # t - t' (broadcastable against x_t)
+    sigma_d: float,
+    r: float,
+) -> torch.Tensor:
+    """g of a discrete-time consistency model in the same TrigFlow parameterization.
+
+    Algorithm 1's g is cos(t) df^-/dt split by the warmup r:
+        g = -(1 - r) cos^2(t) (sigma_d F^- - dx_t/dt) + r cos(t) df^-/dt,
+    and the discrete-time objective replaces df^-/dt by the finite difference
+        (f^-(x_t, t) - f^-(x_t', t')) / dt,  f^-(x, t) = cos t x - sin t sigma_d F^-(x, t),
+    where ``f_prev`` = f^-(x_t', t') one step back (f(x, 0) = x at the boundary). As N grows
+    (dt -> 0) it becomes the continuous-time g.
+    """
+    tt = expand_t(t, x_t)
+    cos, sin = torch.cos(tt), torch.sin(tt)
+    f_now = cos * x_t - sin * sigma_d * f_minus  # f^-(x_t, t), sCM Eq. 5
+    return -(1 - r) * cos**2 * (sigma_d * f_minus - dxdt) + r * cos * (f_now - f_prev) / dt

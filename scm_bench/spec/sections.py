@@ -1,0 +1,91 @@
+"""Spec sections of how a trial trains, samples and is evaluated (part of the trial schema in
+``spec/schema.py``, which re-exports them), and ``Section``, the base of every spec section."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+
+from scm_bench.core.sampling import SAMPLER_NAME, Solver
+from scm_bench.core.trigflow import Proposal
+
+
+class Section(BaseModel):
+    """Base for every spec section: unknown keys are errors, values are frozen after validation;
+    numbers are strict (``true`` is not 1, ``'3'`` is not 3) and finite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class StudentSpec(Section):
+    target: Literal["stopgrad", "ema"] = Field(
+        "stopgrad", description="theta^-: stop-gradient of current weights (paper) | EMA weights."
+    )
+    init: Literal["teacher", "scratch"] = Field(
+        "teacher", description="Student initialization: from the teacher (paper) | from scratch."
+    )
+    guidance: StrictFloat = Field(
+        1.0, ge=1.0, description="sCD: classifier-free guidance scale of the teacher (1 = none)."
+    )
+
+
+class ProposalSpec(Section):
+    p_mean: StrictFloat = Field(-1.0, description="Mean of tau in t = arctan(exp(tau)/sigma_d).")
+    p_std: StrictFloat = Field(1.4, gt=0, description="Std of tau (CIFAR-10: 1.4).")
+
+    def config(self) -> Proposal:
+        return Proposal(self.p_mean, self.p_std)
+
+
+class TrainSpec(Section):
+    steps: StrictInt = Field(400, ge=1, description="Optimizer steps.")
+    batch_size: StrictInt = Field(256, ge=1, description="Batch size.")
+    lr: StrictFloat = Field(1e-3, gt=0, description="Adam learning rate.")
+    beta2: StrictFloat = Field(0.99, gt=0, lt=1, description="Adam beta2.")
+    ema_decay: StrictFloat = Field(0.999, ge=0, lt=1, description="EMA decay of weights.")
+    log_every: StrictInt = Field(10, ge=1, description="Write a history row every this many steps.")
+    checkpoint_every: StrictInt = Field(
+        100, ge=1, description="Save a resumable checkpoint every N steps."
+    )
+    label_dropout: StrictFloat = Field(
+        0.1, ge=0, le=1, description="Teacher: probability of dropping the label (for CFG)."
+    )
+
+
+class TeacherSpec(Section):
+    steps: StrictInt = Field(1000, ge=1, description="Teacher optimizer steps.")
+    lr: StrictFloat = Field(2e-3, gt=0, description="Teacher Adam learning rate.")
+    batch_size: StrictInt = Field(256, ge=1, description="Teacher batch size.")
+
+
+class SamplingSpec(Section):
+    t_max: StrictFloat = Field(
+        math.atan(80 / 0.5), gt=0, le=math.pi / 2, description="Start time of 1-step sampling."
+    )
+    t_mid: StrictFloat = Field(
+        1.1, gt=0, lt=math.pi / 2, description="Re-noising time of 2-step sampling."
+    )
+    teacher_steps: StrictInt = Field(18, ge=1, description="Teacher ODE solver steps.")
+    solver: Solver = Field(
+        "heun", description="Teacher ODE solver (Heun: 2 steps - 1 NFE per step pair)."
+    )
+
+
+class EvalSpec(Section):
+    n_samples: StrictInt = Field(2000, ge=16, description="Samples generated per evaluation.")
+    samplers: tuple[Annotated[str, Field(pattern=SAMPLER_NAME)], ...] = Field(
+        ("1step", "2step"),
+        min_length=1,
+        description="Student samplers evaluated: 1step, 2step, or Nstep (e.g. 4step).",
+    )
+    metrics: tuple[str, ...] = Field(
+        (), description="Sample-quality metrics; empty = the dataset's default metrics."
+    )
+    grid: StrictInt = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
+    inception: str | None = Field(
+        None,
+        description="Path to clean-fid's inception-2015-12-05.pt for RGB FID (default: "
+        "$SCM_BENCH_INCEPTION, else ~/.cache/scm-bench/); never downloaded.",
+    )
