@@ -8,6 +8,7 @@ A leaf module (it imports nothing of scm_bench). Layout of a run (docs/run-layou
 <trial dir>/checkpoint.pt   latest resumable state
 <trial dir>/result.json     written once the trial has an outcome (ok / diverged / failed)
 <trial dir>/samples_<sampler>.png   sample grids
+<trial dir>/model.pt        the exported sampling network (``scm_bench.load_model``)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+MODEL_FILE = "model.pt"  # written by train/model.py once a trial finished ok
 FINISHED = ("ok", "diverged")  # outcomes: never redone
 STATUSES = ("ok", "diverged", "failed", "pending")
 
@@ -45,6 +47,15 @@ T_BINS = 8
 def t_bin(t: torch.Tensor) -> torch.Tensor:
     """Index of the equal-width bin of [0, pi/2] each time falls in: (B,) -> (B,) long."""
     return (t / (math.pi / 2) * T_BINS).long().clamp(0, T_BINS - 1)
+
+
+def default_teacher_cache() -> Path:
+    """Where teachers are cached unless ``--teacher-cache`` says otherwise: the user's cache,
+    ``$SCM_BENCH_CACHE/teachers`` (default ``~/.cache/scm-bench/teachers``), never a folder
+    beside a run, so an unrelated ``--out`` can never pick up a stranger's teacher by accident
+    (entries are keyed by the digest of the full teacher spec, data settings included)."""
+    root = os.environ.get("SCM_BENCH_CACHE") or "~/.cache/scm-bench"
+    return Path(root).expanduser() / "teachers"
 
 
 def write_json(path: Path, obj) -> None:
