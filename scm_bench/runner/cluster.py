@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
@@ -9,13 +10,35 @@ import ray
 from scm_bench.errors import RunError
 from scm_bench.spec import AblationSpec, Trial
 
+_verbose = False  # set_verbosity: whether Ray forwards its workers' logs to the driver
+QUIET = (  # loggers silenced (below ERROR) unless verbose
+    # the notice, at every start of a local Ray, that token authentication is on (the README
+    # says so once; `--dashboard` prints how to sign in)
+    "ray._private.authentication.authentication_token_setup",
+    # Tune's "The `process_trial_result` operation took 2.3 s, which may be a performance
+    # bottleneck" (a logger callback's first call, e.g. MLflow creating its experiment)
+    "ray.tune.utils.util",
+)
+
+
+def set_verbosity(verbose: bool) -> None:
+    """Quiet by default: no Optuna study line, no Ray token notice or slowness hints, no
+    worker logs; verbose shows Ray's and Optuna's logs (and the trials' own output)."""
+    import optuna
+
+    global _verbose
+    _verbose = verbose
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
+
 
 def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     """Join an existing Ray (``address`` or RAY_ADDRESS) or start a local one; True if started."""
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS") or "local"
-    kwargs = {"address": address, "log_to_driver": False, "configure_logging": False}
+    kwargs = {"address": address, "log_to_driver": _verbose, "configure_logging": False}
     if address == "local":
         kwargs.update(include_dashboard=dashboard, dashboard_host=host)
     ctx = ray.init(**kwargs)

@@ -75,11 +75,13 @@ def trainable(config: dict, jobs: dict[str, Job]) -> None:
     pending = {job.metric: math.nan} if job.metric else {}
     trial_id = f"{job.trial_id}-{spec.digest()}" if "params" in config else job.trial_id
 
+    # timesteps_total = the optimizer step: the x axis of TensorBoard (TBX) and MLflow curves.
     def on_log(row: dict) -> None:
         live.export(trial_id, row)
-        tune.report({**pending, **_scalars(row)})
+        tune.report({**pending, **_scalars(row), "timesteps_total": row["step"]})
 
     result = train_trial(spec, trial_dir, tdir, on_log, job.crash_at)
     live.export(trial_id, {"diverged": float(result["status"] == "diverged")})
     final = {"status": result["status"], "trial_dir": str(trial_dir), **result.get("metrics", {})}
+    final["timesteps_total"] = result["steps_done"]
     tune.report({**pending, **_scalars(final)})
