@@ -1,14 +1,25 @@
-"""Command line: parses arguments and calls the library. User errors exit 2 with one line each."""
+"""scm-bench: declarative ablation benchmarks for continuous-time consistency models (sCM).
+
+Exit codes: 0 every trial ok; 1 some trial failed or diverged; 2 a user error (bad spec, flag
+or file), one line per problem and no traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import subprocess
 import sys
 import warnings
 from pathlib import Path
 
+import scm_bench
+
+EXIT_TRIALS_NOT_OK = 1
 EXIT_USER_ERROR = 2
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: the reader went away (`| head`), as Unix tools do
 
 
 def _sets(args) -> list[str]:
@@ -19,7 +30,10 @@ def cmd_validate(args) -> int:
     from scm_bench.spec import load_trials
 
     for path in args.specs:
-        print(f"{path}: ok ({len(load_trials(path, _sets(args)).trials)} trials)")
+        loaded = load_trials(path, _sets(args))
+        search = loaded.spec.search
+        size = f"{len(loaded.trials)} trials"
+        print(f"{path}: ok ({f'search: {search.num_samples} proposals' if search else size})")
     return 0
 
 
@@ -49,29 +63,9 @@ def cmd_expand(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from scm_bench import metrics
-    from scm_bench.data import LOADERS
-    from scm_bench.spec.schema import field_docs
+    from scm_bench.spec.docs import listing
 
-    what = args.what
-    if what in ("all", "techniques"):
-        print("# settings (dotted path, default, description)")
-        for path, default, desc in field_docs():
-            print(f"{path:28s} {default:24s} {desc}")
-    if what in ("all", "datasets"):
-        print("# datasets\n" + "\n".join(sorted(LOADERS)))
-    if what in ("all", "metrics"):
-        print("# metrics (name, better, aggregate, kind, description)")
-        for m in sorted(metrics.list_metrics(), key=lambda m: (m["kind"], m["name"])):
-            better = {True: "higher", False: "lower", None: "-"}[m["higher_is_better"]]
-            print(
-                f"{m['name']:20s} {better:7s} {m['aggregate']:6s} {m['kind']:9s} {m['description']}"
-            )
-    if what in ("all", "ablations"):
-        print("# bundled ablations")
-        root = Path(__file__).resolve().parent.parent / "ablations"
-        for p in sorted(root.glob("*.yaml")):
-            print(p.relative_to(root.parent))
+    print("\n".join(listing({"techniques": "settings"}.get(args.what, args.what))))
     return 0
 
 
@@ -88,13 +82,16 @@ def cmd_train(args) -> int:
         ),
     )
     print(json.dumps(result, indent=2, default=str))
-    return 0
+    return 0 if result["status"] == "ok" else EXIT_TRIALS_NOT_OK
 
 
 def cmd_run(args) -> int:
+    from scm_bench.runner.cluster import set_verbosity
     from scm_bench.runner.run import run
+    from scm_bench.runner.tracking import logger_callbacks
     from scm_bench.spec import load_trials
 
+    set_verbosity(args.verbose)
     loaded = load_trials(args.spec, _sets(args))
     spec = loaded.spec
     out = Path(args.out) if args.out else Path("runs") / spec.name
@@ -108,8 +105,37 @@ def cmd_run(args) -> int:
         dashboard_host=args.dashboard_host,
         max_concurrent=args.max_concurrent,
         teacher_cache=args.teacher_cache,
+        callbacks=logger_callbacks(args.wandb, args.mlflow, spec.name),
     )
-    return 0 if (df["status"] != "failed").all() else 1
+    return 0 if (df["status"] == "ok").all() else EXIT_TRIALS_NOT_OK
+
+
+def cmd_sample(args) -> int:
+    from scm_bench.errors import ModelError
+    from scm_bench.train.evaluate import save_samples
+    from scm_bench.train.model import find_trial, load_model
+
+    source = Path(args.source)
+    if (source / "results.csv").is_file():  # a run: pick the trial
+        source = find_trial(source, args.variant, args.seed, args.teacher)
+    elif args.variant is not None or args.seed is not None or args.teacher:
+        why = "pick a trial of a run directory (the noise seed is --noise-seed)"
+        raise ModelError(f"{source}: --variant, --seed and --teacher {why}")
+    model = load_model(source, args.device)
+    n = args.n or model.spec.eval.grid or 64
+    x = model.sample(n, args.steps, args.noise_seed)
+    save_samples(x, Path(args.out), model.default_labels(n))
+    how = "ODE solver" if model.method == "teacher" else f"{args.steps or 1}-step sampling"
+    print(f"wrote {args.out}: {n} samples of {source} ({model.method}, EMA weights, {how})")
+    return 0
+
+
+def cmd_tb(args) -> int:
+    from scm_bench.runner.tracking import tensorboard_command
+
+    cmd = tensorboard_command(Path(args.run_dir), args.port)
+    print(shlex.join(cmd))
+    return subprocess.call(cmd) if args.launch else 0
 
 
 def cmd_report(args) -> int:
@@ -133,21 +159,27 @@ def cmd_publish(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scm-bench", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = argparse.ArgumentParser(
+        prog="scm-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--version", action="version", version=f"scm-bench {scm_bench.__version__}")
+    verbose = dict(action="store_true", help="show Ray's and Optuna's logs")
+    p.add_argument("-v", "--verbose", **verbose)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     setp = dict(
         action="append",
         metavar="PATH=VALUE",
         help="override a setting, e.g. train.steps=100 (repeatable)",
     )
 
+    spec_help = "a spec file, or the name of a bundled ablation (scm-bench ls ablations)"
     s = sub.add_parser("validate", help="check specs without running anything")
-    s.add_argument("specs", nargs="+")
+    s.add_argument("specs", nargs="+", metavar="SPEC", help=spec_help)
     s.add_argument("--set", **setp)
     s.set_defaults(fn=cmd_validate)
 
     s = sub.add_parser("expand", help="print the resolved trials of a spec")
-    s.add_argument("spec")
+    s.add_argument("spec", metavar="SPEC", help=spec_help)
     s.add_argument("--json", action="store_true", help="full resolved trial specs as JSON")
     s.add_argument("--set", **setp)
     s.set_defaults(fn=cmd_expand)
@@ -157,23 +189,29 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="all",
-        choices=["all", "techniques", "datasets", "metrics", "ablations"],
+        choices=["all", "settings", "techniques", "datasets", "metrics", "ablations"],
+        help="what to list (techniques = settings; default: all)",
     )
     s.set_defaults(fn=cmd_ls)
 
     s = sub.add_parser("run", help="run every variant x seed of a spec on Ray Tune")
-    s.add_argument("spec")
+    s.add_argument("spec", metavar="SPEC", help=spec_help)
     s.add_argument("--out", help="run directory (default runs/<spec name>)")
     s.add_argument("--set", **setp)
     s.add_argument("--address", help="existing Ray cluster (default: RAY_ADDRESS or local)")
     s.add_argument("--dashboard", action="store_true", help="start Ray's dashboard")
     s.add_argument("--dashboard-host", default="127.0.0.1", help="dashboard bind address")
     s.add_argument("--max-concurrent", type=int, help="trials at once (default: CPUs / cpu)")
-    s.add_argument("--teacher-cache", help="teacher cache (default <out>/../_teachers)")
+    s.add_argument("--teacher-cache", help="teacher cache (default ~/.cache/scm-bench/teachers)")
+    s.add_argument("--wandb", metavar="PROJECT", help="also log trials to this W&B project")
+    s.add_argument("--mlflow", metavar="URI", help="also log trials to this MLflow tracking URI")
+    s.add_argument("-v", "--verbose", **verbose, default=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("train", help="train one trial without Ray")
-    s.add_argument("config", help="a trial spec YAML (or an ablation spec: its first trial)")
+    s.add_argument(
+        "config", help="a trial spec YAML (or an ablation spec or bundled name: its first trial)"
+    )
     s.add_argument("--out", required=True, help="trial directory")
     s.add_argument("--set", **setp)
     s.set_defaults(fn=cmd_train)
@@ -186,12 +224,41 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("run_dirs", nargs="+")
     s.add_argument("--to", default="reports", help="reports folder (default: reports)")
     s.set_defaults(fn=cmd_publish)
+
+    s = sub.add_parser("sample", help="draw samples from a trained model of a run")
+    s.add_argument("source", metavar="RUN_DIR", help="a run directory, a trial folder or model.pt")
+    s.add_argument("--variant", help="the trial's variant (tangent.mode=normalize, normalize)")
+    s.add_argument("--seed", type=int, help="the trial's seed")
+    s.add_argument("--teacher", action="store_true", help="sample that trial's teacher instead")
+    s.add_argument("--steps", type=_positive, help="student: 1|2|N (default 1); teacher: ODE")
+    s.add_argument("--n", type=_positive, help="samples (default: as many as the trial's grids)")
+    s.add_argument("--noise-seed", type=int, help="default: the trial's seed (as its grids)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    s.add_argument("--out", default="samples.png", help="a .png grid or .npz arrays")
+    s.set_defaults(fn=cmd_sample)
+
+    s = sub.add_parser("tb", help="print (or --launch) the TensorBoard command for a run")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--launch", action="store_true", help="start TensorBoard")
+    s.add_argument("--port", type=int, help="TensorBoard's port (default 6006)")
+    s.set_defaults(fn=cmd_tb)
     return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     from scm_bench.errors import UserError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # a bare `scm-bench`: the help, not an error
+        parser().print_help()
+        return 0
     args = parser().parse_args(argv)
     # torch.func.jvp loads TorchScript decompositions on first use and warns about its own
     # internals; nothing a user can act on.
@@ -201,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         for line in err.lines:
             print(f"error: {line}", file=sys.stderr)
+    except BrokenPipeError:  # `scm-bench expand --json | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_CLOSED_PIPE
     return EXIT_USER_ERROR
 
 

@@ -13,11 +13,12 @@ from typing import Any
 
 from scm_bench.errors import SpecError
 from scm_bench.spec.ablation import AblationSpec
+from scm_bench.spec.bundled import find_spec
 from scm_bench.spec.expand import Trial, base_trial, expand
 from scm_bench.spec.load import load_spec, parse_sets, read_yaml
 from scm_bench.spec.schema import TrialSpec
 
-__all__ = ["Loaded", "Trial", "TrialSpec", "AblationSpec", "load_trials"]
+__all__ = ["Loaded", "Trial", "TrialSpec", "AblationSpec", "find_spec", "load_trials"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,10 @@ def split_sets(sets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def load_trials(path: str | Path, sets: list[str] = ()) -> Loaded:
-    """Read a spec (an ablation, or a bare trial spec: one trial), apply ``--set`` overrides
-    and expand it into trials, validating everything once."""
+    """Read a spec (an ablation, or a bare trial spec: one trial; a file path or the name of a
+    bundled ablation), apply ``--set`` overrides and expand it into trials, validating
+    everything once."""
+    path = find_spec(path)
     where = str(path)
     spec_sets, trial_sets = split_sets(parse_sets(list(sets)))
     if not {"name", "trial"} & set(read_yaml(Path(path))):  # a bare trial spec
