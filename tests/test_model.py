@@ -80,6 +80,9 @@ def test_a_finished_trial_exports_its_model_and_sample_redraws_its_grid(tmp_path
     arrays = np.load(tmp_path / "g.npz")
     assert arrays["samples"].shape == (100, 2) and "labels" not in arrays
     assert np.array_equal(arrays["samples"], load_model(trial).sample(100, 1).numpy())
+    # A trial finished before models were exported: its checkpoint's EMA, the same model.
+    (trial / "model.pt").unlink()
+    assert np.array_equal(arrays["samples"], load_model(trial).sample(100, 1).numpy())
 
 
 def test_sample_an_image_model_writes_the_same_grid_as_the_trial(tmp_path, capsys):
