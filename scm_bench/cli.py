@@ -1,15 +1,25 @@
-"""Command line: parses arguments and calls the library. User errors exit 2 with one line each."""
+"""scm-bench: declarative ablation benchmarks for continuous-time consistency models (sCM).
+
+Exit codes: 0 every trial ok; 1 some trial failed or diverged; 2 a user error (bad spec, flag
+or file), one line per problem and no traceback; 130 interrupted; 141 a closed pipe.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import shlex
+import subprocess
 import sys
 import warnings
 from pathlib import Path
 
+import scm_bench
 from scm_bench.exit_codes import INTERRUPTED, USER_ERROR, summary_code
+
+EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: the reader went away (`| head`), as Unix tools do
 
 
 def positive_int(text: str) -> int:
@@ -32,9 +42,11 @@ def cmd_validate(args) -> int:
     from scm_bench.spec.check import preflight
 
     for path in args.specs:
-        trials = load_trials(path, _sets(args), args.allow_large).trials
-        preflight(trials, str(path))
-        print(f"{path}: ok ({len(trials)} trials)")
+        loaded = load_trials(path, _sets(args), args.allow_large)
+        preflight(loaded.trials, str(path))
+        search = loaded.spec.search
+        size = f"{len(loaded.trials)} trials"
+        print(f"{path}: ok ({f'search: {search.num_samples} proposals' if search else size})")
     return 0
 
 
@@ -43,20 +55,7 @@ def cmd_expand(args) -> int:
 
     trials = load_trials(args.spec, _sets(args), args.allow_large).trials
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "trial_id": t.trial_id,
-                        "variant": t.variant,
-                        "seed": t.seed,
-                        "spec": t.spec.model_dump(mode="json"),
-                    }
-                    for t in trials
-                ],
-                indent=2,
-            )
-        )
+        print(json.dumps([t.record() for t in trials], indent=2))
     else:
         for t in trials:
             print(f"{t.trial_id}\t{t.variant}\tseed={t.seed}")
@@ -64,51 +63,20 @@ def cmd_expand(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    from scm_bench import metrics
-    from scm_bench.data import LOADERS
-    from scm_bench.spec.paths import field_docs
-    from scm_bench.spec.schema import TrialSpec
+    from scm_bench.spec.docs import listing
 
-    what = args.what
-    if what in ("all", "techniques"):
-        print("# settings (dotted path, default, description)")
-        for path, default, desc in field_docs(TrialSpec):
-            print(f"{path:28s} {default:24s} {desc}")
-    if what in ("all", "datasets"):
-        print("# datasets\n" + "\n".join(sorted(LOADERS)))
-    if what in ("all", "metrics"):
-        print("# metrics (name, better, aggregate, kind, description)")
-        for m in sorted(metrics.list_metrics(), key=lambda m: (m["kind"], m["name"])):
-            better = {True: "higher", False: "lower", None: "-"}[m["higher_is_better"]]
-            print(
-                f"{m['name']:20s} {better:7s} {m['aggregate']:6s} {m['kind']:9s} {m['description']}"
-            )
-    if what in ("all", "ablations"):
-        print("# bundled ablations")
-        root = Path(__file__).resolve().parent.parent / "ablations"
-        for p in sorted(root.glob("*.yaml")):
-            print(p.relative_to(root.parent))
+    print("\n".join(listing({"techniques": "settings"}.get(args.what, args.what))))
     return 0
-
-
-def checked_dir(path: Path, flag: str) -> Path:
-    """``path`` if it is a safe folder to write into, else a one-line RunError naming ``flag``."""
-    from scm_bench.errors import RunError
-    from scm_bench.names import check_out_dir
-
-    problem = check_out_dir(path, flag)
-    if problem:
-        raise RunError(problem)
-    return path
 
 
 def cmd_train(args) -> int:
     from scm_bench.lock import RunLock
+    from scm_bench.names import require_dir
     from scm_bench.spec import load_trials
     from scm_bench.train.loop import train_trial
 
     spec = load_trials(args.config, _sets(args), args.allow_large).trials[0].spec  # the first
-    out = checked_dir(Path(args.out), "--out")
+    out = require_dir(Path(args.out), "--out")
     with RunLock(out):
         result = train_trial(
             spec,
@@ -123,14 +91,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from scm_bench.names import require_dir
+    from scm_bench.runner.cluster import set_verbosity
     from scm_bench.runner.run import run
+    from scm_bench.runner.tracking import logger_callbacks
     from scm_bench.spec import load_trials
 
+    set_verbosity(args.verbose)
     loaded = load_trials(args.spec, _sets(args), args.allow_large)
     spec = loaded.spec
-    out = checked_dir(Path(args.out) if args.out else Path("runs") / spec.name,
+    out = require_dir(Path(args.out) if args.out else Path("runs") / spec.name,
                       "--out" if args.out else "name")  # fmt: skip
-    cache = args.teacher_cache and checked_dir(Path(args.teacher_cache), "--teacher-cache")
+    cache = args.teacher_cache and require_dir(Path(args.teacher_cache), "--teacher-cache")
     print(f"{spec.name}: {len(loaded.trials)} trial(s) -> {out}")
     df = run(
         spec,
@@ -141,8 +113,37 @@ def cmd_run(args) -> int:
         dashboard_host=args.dashboard_host,
         max_concurrent=args.max_concurrent,
         teacher_cache=cache,
+        callbacks=logger_callbacks(args.wandb, args.mlflow, spec.name),
     )
     return summary_code(df["status"])
+
+
+def cmd_sample(args) -> int:
+    from scm_bench.errors import ModelError
+    from scm_bench.train.evaluate import save_samples
+    from scm_bench.train.model import find_trial, load_model
+
+    source = Path(args.source)
+    if (source / "results.csv").is_file():  # a run: pick the trial
+        source = find_trial(source, args.variant, args.seed, args.teacher)
+    elif args.variant is not None or args.seed is not None or args.teacher:
+        why = "pick a trial of a run directory (the noise seed is --noise-seed)"
+        raise ModelError(f"{source}: --variant, --seed and --teacher {why}")
+    model = load_model(source, args.device)
+    n = args.n or model.spec.eval.grid or 64
+    x = model.sample(n, args.steps, args.noise_seed)
+    save_samples(x, Path(args.out), model.default_labels(n))
+    how = "ODE solver" if model.method == "teacher" else f"{args.steps or 1}-step sampling"
+    print(f"wrote {args.out}: {n} samples of {source} ({model.method}, EMA weights, {how})")
+    return 0
+
+
+def cmd_tb(args) -> int:
+    from scm_bench.runner.tracking import tensorboard_command
+
+    cmd = tensorboard_command(Path(args.run_dir), args.port)
+    print(shlex.join(cmd))
+    return subprocess.call(cmd) if args.launch else 0
 
 
 def cmd_report(args) -> int:
@@ -158,17 +159,23 @@ def cmd_report(args) -> int:
 
 
 def cmd_publish(args) -> int:
+    from scm_bench.names import require_dir
     from scm_bench.report.publish import publish
 
-    to = checked_dir(Path(args.to), "--to")
+    to = require_dir(Path(args.to), "--to")
     for run_dir in args.run_dirs:
         print(f"published {publish(Path(run_dir), to)}")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scm-bench", description=__doc__)
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = argparse.ArgumentParser(
+        prog="scm-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--version", action="version", version=f"scm-bench {scm_bench.__version__}")
+    verbose = dict(action="store_true", help="show Ray's and Optuna's logs")
+    p.add_argument("-v", "--verbose", **verbose)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     large = dict(
         action="store_true",
         help="allow more than the default limits of axis values, seeds and trials",
@@ -179,14 +186,15 @@ def parser() -> argparse.ArgumentParser:
         help="override a setting, e.g. train.steps=100 (repeatable)",
     )
 
+    spec_help = "a spec file, or the name of a bundled ablation (scm-bench ls ablations)"
     s = sub.add_parser("validate", help="check specs without running anything")
-    s.add_argument("specs", nargs="+")
+    s.add_argument("specs", nargs="+", metavar="SPEC", help=spec_help)
     s.add_argument("--set", **setp)
     s.add_argument("--allow-large", **large)
     s.set_defaults(fn=cmd_validate)
 
     s = sub.add_parser("expand", help="print the resolved trials of a spec")
-    s.add_argument("spec")
+    s.add_argument("spec", metavar="SPEC", help=spec_help)
     s.add_argument("--json", action="store_true", help="full resolved trial specs as JSON")
     s.add_argument("--set", **setp)
     s.add_argument("--allow-large", **large)
@@ -197,12 +205,13 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="all",
-        choices=["all", "techniques", "datasets", "metrics", "ablations"],
+        choices=["all", "settings", "techniques", "datasets", "metrics", "ablations"],
+        help="what to list (techniques = settings; default: all)",
     )
     s.set_defaults(fn=cmd_ls)
 
     s = sub.add_parser("run", help="run every variant x seed of a spec on Ray Tune")
-    s.add_argument("spec")
+    s.add_argument("spec", metavar="SPEC", help=spec_help)
     s.add_argument("--out", help="run directory (default runs/<spec name>)")
     s.add_argument("--set", **setp)
     s.add_argument("--address", help="existing Ray cluster (default: RAY_ADDRESS or local)")
@@ -211,12 +220,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--max-concurrent", type=positive_int, help="trials at once (default: CPUs / cpu)"
     )
-    s.add_argument("--teacher-cache", help="teacher cache (default <out>/../_teachers)")
+    s.add_argument("--teacher-cache", help="teacher cache (default ~/.cache/scm-bench/teachers)")
     s.add_argument("--allow-large", **large)
+    s.add_argument("--wandb", metavar="PROJECT", help="also log trials to this W&B project")
+    s.add_argument("--mlflow", metavar="URI", help="also log trials to this MLflow tracking URI")
+    s.add_argument("-v", "--verbose", **verbose, default=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_run)
 
     s = sub.add_parser("train", help="train one trial without Ray")
-    s.add_argument("config", help="a trial spec YAML (or an ablation spec: its first trial)")
+    s.add_argument(
+        "config", help="a trial spec YAML (or an ablation spec or bundled name: its first trial)"
+    )
     s.add_argument("--out", required=True, help="trial directory")
     s.add_argument("--set", **setp)
     s.add_argument("--allow-large", **large)
@@ -230,17 +244,39 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("run_dirs", nargs="+")
     s.add_argument("--to", default="reports", help="reports folder (default: reports)")
     s.set_defaults(fn=cmd_publish)
+
+    s = sub.add_parser("sample", help="draw samples from a trained model of a run")
+    s.add_argument("source", metavar="RUN_DIR", help="a run directory, a trial folder or model.pt")
+    s.add_argument("--variant", help="the trial's variant (tangent.mode=normalize, normalize)")
+    s.add_argument("--seed", type=int, help="the trial's seed")
+    s.add_argument("--teacher", action="store_true", help="sample that trial's teacher instead")
+    s.add_argument("--steps", type=positive_int, help="student: 1|2|N (default 1); teacher: ODE")
+    s.add_argument("--n", type=positive_int, help="samples (default: as many as the trial's grids)")
+    s.add_argument("--noise-seed", type=int, help="default: the trial's seed (as its grids)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    s.add_argument("--out", default="samples.png", help="a .png grid or .npz arrays")
+    s.set_defaults(fn=cmd_sample)
+
+    s = sub.add_parser("tb", help="print (or --launch) the TensorBoard command for a run")
+    s.add_argument("run_dir", metavar="RUN_DIR")
+    s.add_argument("--launch", action="store_true", help="start TensorBoard")
+    s.add_argument("--port", type=int, help="TensorBoard's port (default 6006)")
+    s.set_defaults(fn=cmd_tb)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     from scm_bench.errors import UserError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # a bare `scm-bench`: the help, not an error
+        parser().print_help()
+        return 0
     args = parser().parse_args(argv)
-    # Damaged run-folder files and stale locks are reported as one "warning:" line each.
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("warning: %(message)s"))
-    logging.getLogger("scm_bench").addHandler(handler)
+    log = logging.getLogger("scm_bench")  # damaged files, stale locks: one "warning:" line each
+    if not log.handlers:
+        log.addHandler(logging.StreamHandler(sys.stderr))
+        log.handlers[0].setFormatter(logging.Formatter("warning: %(message)s"))
     # torch.func.jvp loads TorchScript decompositions on first use and warns about its own
     # internals; nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
@@ -251,11 +287,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {line}", file=sys.stderr)
         return USER_ERROR
     except KeyboardInterrupt:
-        print(
-            "interrupted: finished trials are kept; re-run the same command to resume",
-            file=sys.stderr,
-        )
+        msg = "interrupted: finished trials are kept; re-run the same command to resume"
+        print(msg, file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # `scm-bench expand --json | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return EXIT_CLOSED_PIPE
 
 
 if __name__ == "__main__":

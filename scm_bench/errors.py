@@ -38,6 +38,10 @@ class RunError(UserError):
     """A run cannot start: resources the cluster lacks, a device that is not there."""
 
 
+class ModelError(UserError):
+    """A run, trial or exported model the user named is missing or is not an scm-bench model."""
+
+
 class DataError(UserError, ValueError):
     """A user-fixable problem with a dataset (missing folder, malformed files)."""
 

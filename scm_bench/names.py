@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 
+from scm_bench.errors import RunError
 from scm_bench.safe_yaml import excerpt
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -84,3 +85,11 @@ def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> str | None:
         )
         return f"{flag}: {shown}: cannot write to {which}; give a folder you can write"
     return None
+
+
+def require_dir(path: Path, flag: str = "--out") -> Path:
+    """``path`` when ``check_out_dir`` finds it safe to write into, else a one-line RunError."""
+    problem = check_out_dir(path, flag)
+    if problem:
+        raise RunError(problem)
+    return path

@@ -9,6 +9,7 @@ Layout of a run (docs/run-layout.md):
 <trial dir>/checkpoint.pt   latest resumable state
 <trial dir>/result.json     written once the trial has an outcome (ok / diverged / failed)
 <trial dir>/samples_<sampler>.png   sample grids
+<trial dir>/model.pt        the exported sampling network (``scm_bench.load_model``)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from scm_bench.safe_files import (
 
 log = logging.getLogger("scm_bench")
 
+MODEL_FILE = "model.pt"  # written by train/model.py once a trial finished ok
 FINISHED = ("ok", "diverged")  # outcomes: never redone
 STATUSES = ("ok", "diverged", "failed", "pending")
 
@@ -62,6 +65,15 @@ def damaged(path: Path, problem: str) -> None:
     """Move a damaged file aside (kept as <name>.damaged-<n>) and say so in one line."""
     kept = quarantine(path)
     log.warning("%s; kept as %s and redone", problem, kept.name)
+
+
+def default_teacher_cache() -> Path:
+    """Where teachers are cached unless ``--teacher-cache`` says otherwise: the user's cache,
+    ``$SCM_BENCH_CACHE/teachers`` (default ``~/.cache/scm-bench/teachers``), never a folder
+    beside a run, so an unrelated ``--out`` can never pick up a stranger's teacher by accident
+    (entries are keyed by the digest of the full teacher spec, data settings included)."""
+    root = os.environ.get("SCM_BENCH_CACHE") or "~/.cache/scm-bench"
+    return Path(root).expanduser() / "teachers"
 
 
 def write_json(path: Path, obj) -> None:

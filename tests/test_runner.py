@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,6 +143,14 @@ def test_search_spec_tunes_with_optuna_and_reports_the_best(ray_cluster, tmp_pat
     assert best["metric"] == "swd_2step" and best["mode"] == "min"
     assert best["value"] == pytest.approx(df["swd_2step"].min())
     assert set(best["params"]) == {"tangent.c", "tangent.warmup_steps", "train.lr"}
+    # Readable Tune folders (and trial names): the proposal's values, then Tune's id.
+    folders = [p.name for p in (tmp_path / "run" / "ray" / "search").iterdir() if p.is_dir()]
+    assert len(folders) == 2
+    assert all(re.match(r"tune_tangent-search-c=[\d.e-]+_warmup_steps=\d+_lr=", f) for f in folders)
+    # A proposal's model, picked by its variant label.
+    out, variant = tmp_path / "best.png", df["variant"][0]
+    assert main(["sample", str(tmp_path / "run"), "--variant", variant, "--out", str(out)]) == 0
+    assert out.is_file()
 
 
 def test_search_over_a_teacher_setting_trains_one_teacher_per_proposal(ray_cluster, tmp_path):

@@ -71,6 +71,7 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
 
 @register("cifar10")
 def load(spec) -> Dataset:
+    """CIFAR-10 32x32 RGB from its python batches in a local folder (data.root)."""
     folder = find_batches(spec.root)
     train = [read_batch(folder / f) for f in TRAIN_FILES]
     test_x, test_y = read_batch(folder / TEST_FILE)

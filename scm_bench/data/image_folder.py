@@ -70,6 +70,7 @@ def class_labels(base: Path, files: list[Path]) -> tuple[torch.Tensor, list[str]
 
 @register("image_folder")
 def load(spec) -> Dataset:
+    """Your images from a local folder (data.root), resized to data.resolution."""
     base, files = list_images(spec.root)
     pixels = np.stack([load_image(f, spec.resolution) for f in files])  # (N, R, R, 3) uint8
     x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (N, 3, R, R)

@@ -58,6 +58,7 @@ def _standardizer(fn):
 
 @register("toy2d")
 def load(spec) -> Dataset:
+    """Generated 2-D distributions (data.variant): exact distances, seconds per trial."""
     gen = _standardizer(GENERATORS[spec.variant])
     test = gen(10_000, torch.Generator().manual_seed(20_000))
     return Dataset(

@@ -40,6 +40,29 @@ def use_token_auth(address: str) -> None:
     )
 
 
+_verbose = False  # set_verbosity: whether Ray forwards its workers' logs to the driver
+QUIET = (  # loggers silenced (below ERROR) unless verbose
+    # the notice, at every start of a local Ray, that token authentication is on (the README
+    # says so once; `--dashboard` prints how to sign in)
+    "ray._private.authentication.authentication_token_setup",
+    # Tune's "The `process_trial_result` operation took 2.3 s, which may be a performance
+    # bottleneck" (a logger callback's first call, e.g. MLflow creating its experiment)
+    "ray.tune.utils.util",
+)
+
+
+def set_verbosity(verbose: bool) -> None:
+    """Quiet by default: no Optuna study line, no Ray token notice or slowness hints, no
+    worker logs; verbose shows Ray's and Optuna's logs (and the trials' own output)."""
+    import optuna
+
+    global _verbose
+    _verbose = verbose
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
+
+
 def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     """Join an existing Ray (``address`` or RAY_ADDRESS) or start a local one; True if started."""
     # A failing trial is reported in one line (full traceback in its error.txt), not through
@@ -50,7 +73,7 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     if address != "local":
         use_token_auth(address)
-    kwargs = {"address": address, "log_to_driver": False, "configure_logging": False}
+    kwargs = {"address": address, "log_to_driver": _verbose, "configure_logging": False}
     if address == "local":  # the node's IP on loopback: its metrics endpoint binds there too
         kwargs.update(include_dashboard=dashboard, dashboard_host=host, _node_ip_address=LOCAL)
     ctx = ray.init(**kwargs)

@@ -42,8 +42,19 @@ def tune_dirname(trial) -> str:
     return f"{trial.config['trial_id']}-{trial.trial_id}"[:150]
 
 
+def tune_trialname(trial) -> str:
+    """A trial's name in Tune, TensorBoard, W&B and MLflow: the scm-bench trial id."""
+    return trial.config["trial_id"]
+
+
 def tune_jobs(
-    jobs: list[Job], phase: str, spec: AblationSpec, storage: Path, max_concurrent: int | None, echo
+    jobs: list[Job],
+    phase: str,
+    spec: AblationSpec,
+    storage: Path,
+    max_concurrent: int | None,
+    echo,
+    callbacks: list[tune.Callback] = (),
 ) -> None:
     """Run jobs as one Tune experiment; errored ones get a 'failed' result.json."""
     if not jobs:
@@ -59,13 +70,16 @@ def tune_jobs(
         ),
         param_space={"trial_id": tune.grid_search(list(by_id))},
         tune_config=tune.TuneConfig(
-            max_concurrent_trials=concurrency, reuse_actors=True, trial_dirname_creator=tune_dirname
+            max_concurrent_trials=concurrency,
+            reuse_actors=True,
+            trial_dirname_creator=tune_dirname,
+            trial_name_creator=tune_trialname,
         ),
         run_config=tune.RunConfig(
             name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(storage),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-            callbacks=[Progress(phase, len(jobs), concurrency, echo)],
+            callbacks=[Progress(phase, len(jobs), concurrency, echo), *callbacks],
             verbose=0,
         ),
     )
@@ -103,11 +117,8 @@ def write_plan(spec: AblationSpec, trials: list[Trial], out_dir: Path) -> None:
     (out_dir / "spec.yaml").write_text(
         yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
     )
-    plan = [
-        {"trial_id": t.trial_id, "variant": t.variant, "axes": t.axes, "seed": t.seed,
-         "spec": t.spec.model_dump(mode="json")}
-        for t in (trials if spec.search is None else [])  # a search's trials are its proposals
-    ]  # fmt: skip
+    # A search's trials are its proposals, found in trials/ when they ran.
+    plan = [t.record() for t in trials] if spec.search is None else []
     rundir.write_json(out_dir / "trials.json", plan)
 
 
@@ -122,20 +133,31 @@ def run(
     max_concurrent: int | None = None,
     teacher_cache: Path | None = None,
     echo=print,
+    callbacks: list[tune.Callback] = (),  # more Tune callbacks (runner.tracking: W&B, MLflow)
 ) -> pd.DataFrame:
-    """Train every unfinished trial, then write the results table (and report)."""
+    """Train every unfinished trial, then write the results table (and report). Teachers are
+    cached in ``teacher_cache`` (default: ``rundir.default_teacher_cache()``)."""
     out_dir = Path(out_dir).resolve()
     with RunLock(out_dir) as lock:  # one driver per run folder; a second one is refused
         if lock.note:
             echo(lock.note)
         return _run_locked(
             spec, trials, out_dir, address, dashboard, dashboard_host, max_concurrent,
-            Path(teacher_cache or out_dir.parent / "_teachers").resolve(), echo,
+            Path(teacher_cache or rundir.default_teacher_cache()).resolve(), echo, callbacks,
         )  # fmt: skip
 
 
 def _run_locked(
-    spec, trials, out_dir, address, dashboard, dashboard_host, max_concurrent, cache, echo
+    spec,
+    trials,
+    out_dir,
+    address,
+    dashboard,
+    dashboard_host,
+    max_concurrent,
+    cache,
+    echo,
+    callbacks,
 ) -> pd.DataFrame:
     write_plan(spec, trials, out_dir)
     preflight(trials)
@@ -152,14 +174,17 @@ def _run_locked(
             if tdir and not rundir.is_finished(tdir) and tdir not in teacher_jobs:
                 teacher_jobs[tdir] = Job(tdir.name, t.spec.teacher_trial(), tdir, cache, threads)
         storage = out_dir / "ray"
-        tune_jobs(list(teacher_jobs.values()), "teachers", spec, storage, max_concurrent, echo)
+        if any(t.spec.needs_teacher() for t in trials):
+            echo(f"teacher cache: {cache}")
+        teachers = list(teacher_jobs.values())
+        tune_jobs(teachers, "teachers", spec, storage, max_concurrent, echo, callbacks)
 
         # Students (and any other trials), skipping finished ones; or an Optuna search.
         if spec.search is not None:
-            tune_search(spec, trials[0], out_dir, cache, threads, max_concurrent, echo)
+            tune_search(spec, trials[0], out_dir, cache, threads, max_concurrent, echo, callbacks)
         else:
             jobs = [job for t in trials if (job := student_job(t, out_dir, cache, threads))]
-            tune_jobs(jobs, "trials", spec, storage, max_concurrent, echo)
+            tune_jobs(jobs, "trials", spec, storage, max_concurrent, echo, callbacks)
     finally:
         if started:
             ray.shutdown()

@@ -19,6 +19,7 @@ from scm_bench.runner.results import result_row
 from scm_bench.runner.trainable import Job, teacher_dir, trainable
 from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.spec.ablation import SearchParam
+from scm_bench.spec.expand import slug
 
 
 def domain(p: SearchParam):
@@ -29,6 +30,19 @@ def domain(p: SearchParam):
     if p.type == "int":
         return tune.randint(int(p.low), int(p.high) + 1)
     return tune.choice(p.values)
+
+
+def search_trialname(trial) -> str:
+    """A proposal's name in Tune, TensorBoard, W&B and MLflow: '<spec>-search-<values>'."""
+    values = "_".join(
+        f"{p.split('.')[-1]}={slug(v)}" for p, v in trial.config.get("params", {}).items()
+    )
+    return f"{trial.config['trial_id']}-{values}"
+
+
+def search_dirname(trial) -> str:
+    """Tune's folder of a proposal: its name and Tune's trial id (unique)."""
+    return f"{search_trialname(trial)}-{trial.trial_id}"[:150]
 
 
 def direction(spec: AblationSpec) -> str:
@@ -68,6 +82,7 @@ def tune_search(
     threads: int,
     max_concurrent: int | None,
     echo,
+    callbacks: list[tune.Callback] = (),
 ) -> None:
     """num_samples Optuna proposals around the base trial, minus those a previous invocation
     finished (the study lives in the run folder); each proposal is applied with
@@ -106,12 +121,14 @@ def tune_search(
                 metric=spec.search.metric,
                 mode=mode,
                 max_concurrent_trials=concurrency,
+                trial_dirname_creator=search_dirname,
+                trial_name_creator=search_trialname,
             ),
             run_config=tune.RunConfig(
                 name=f"search-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=str(out_dir / "ray"),
                 verbose=0,
-                callbacks=[Progress("search", todo, concurrency, echo)],
+                callbacks=[Progress("search", todo, concurrency, echo), *callbacks],
             ),
         )
         tuner.fit()

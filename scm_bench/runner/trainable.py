@@ -104,12 +104,14 @@ def trainable(config: dict, jobs: dict[str, Job]) -> None:
     # Search mode: Tune requires the searched metric in every report; NaN until it exists.
     pending = {job.metric: math.nan} if job.metric else {}
 
+    # timesteps_total = the optimizer step: the x axis of TensorBoard (TBX) and MLflow curves.
     def on_log(row: dict) -> None:
         live.export(name, row)
-        tune.report({**pending, **_scalars(row)})
+        tune.report({**pending, **_scalars(row), "timesteps_total": row["step"]})
 
     train = train_once if spec.method == "teacher" else train_trial  # teachers: a shared cache
     result = train(spec, trial_dir, teacher_dir=tdir, on_log=on_log, crash_at=job.crash_at)
     live.export(name, {"diverged": float(result["status"] == "diverged")})
     final = {"status": result["status"], "trial_dir": str(trial_dir), **result.get("metrics", {})}
+    final["timesteps_total"] = result["steps_done"]
     tune.report({**pending, **_scalars(final)})

@@ -15,11 +15,12 @@ from typing import Any
 from scm_bench.errors import SpecError
 from scm_bench.safe_yaml import check_sizes
 from scm_bench.spec.ablation import AblationSpec
+from scm_bench.spec.bundled import find_spec
 from scm_bench.spec.expand import Trial, base_trial, expand
 from scm_bench.spec.load import load_spec, parse_sets, read_yaml
 from scm_bench.spec.schema import TrialSpec
 
-__all__ = ["Loaded", "Trial", "TrialSpec", "AblationSpec", "load_trials"]
+__all__ = ["Loaded", "Trial", "TrialSpec", "AblationSpec", "find_spec", "load_trials"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ def size_problems(spec: AblationSpec, where: str, allow_large: bool) -> list[str
 
 def load_trials(path: str | Path, sets: list[str] = (), allow_large: bool = False) -> Loaded:
     """Read a spec (an ablation, or a bare trial spec: one trial), apply ``--set`` overrides
-    and expand it into trials, validating everything once and reporting every problem."""
+    and expand it into trials, validating everything once and reporting every problem.
+    ``path`` is a file or the name of a bundled ablation (``tangent_norm``)."""
+    path = find_spec(path)
     where, errors = str(path), []
     spec_sets, trial_sets = split_sets(parse_sets(list(sets)))
     data = read_yaml(Path(path))

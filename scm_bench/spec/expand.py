@@ -27,6 +27,11 @@ class Trial:
     seed: int
     spec: TrialSpec
 
+    def record(self) -> dict:
+        """The trial as plain data: trials.json and `scm-bench expand --json`."""
+        return {"trial_id": self.trial_id, "variant": self.variant, "axes": self.axes,
+                "seed": self.seed, "spec": self.spec.model_dump(mode="json")}  # fmt: skip
+
 
 def check_path(path: str, where: str, field: str) -> None:
     """An axis / search path must name a leaf setting of the trial spec."""

@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 
 from scm_bench import metrics
-from scm_bench.core.sampling import consistency_times, ode_nfe, sample_consistency, sample_ode
+from scm_bench.core.sampling import ode_nfe
+from scm_bench.errors import ModelError
+from scm_bench.train.model import Model
 
 
 def sampler_nfe(name: str, spec) -> int:
@@ -18,29 +20,11 @@ def sampler_nfe(name: str, spec) -> int:
 
 
 def generate(parts, sampler: str, n: int, seed: int) -> torch.Tensor:
-    """n samples from the EMA network with a named sampler: 'teacher' or '<N>step'."""
-    spec, data, net = parts.spec, parts.data, parts.ema
-    gen = torch.Generator().manual_seed(seed)
-    y = None
-    if data.num_classes:
-        y = (torch.arange(n) % data.num_classes).to(parts.device)
-    shape = (n, *data.shape)
-    if sampler == "teacher":
-        return sample_ode(
-            net,
-            shape,
-            data.sigma_d,
-            spec.sampling.teacher_steps,
-            spec.sampling.solver,
-            y,
-            spec.student.guidance,
-            generator=gen,
-            device=parts.device,
-        )
-    times = consistency_times(sampler_nfe(sampler, spec), spec.sampling.t_max, spec.sampling.t_mid)
-    return sample_consistency(
-        net, shape, data.sigma_d, times, y, generator=gen, device=parts.device
-    )
+    """n samples from the EMA network with a named sampler: 'teacher' or '<N>step'. This is
+    ``Model.sample``, the path an exported model (``load_model``) samples by."""
+    spec = parts.spec
+    steps = spec.sampling.teacher_steps if sampler == "teacher" else sampler_nfe(sampler, spec)
+    return Model.of(parts).sample(n, steps, seed)
 
 
 def save_grid(samples: torch.Tensor, path: Path, n: int) -> None:
@@ -52,7 +36,7 @@ def save_grid(samples: torch.Tensor, path: Path, n: int) -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(3, 3), dpi=100)
-        pts = samples[: max(n, 2000)].cpu()
+        pts = samples[:n].cpu()
         ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5)
         ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), xticks=[], yticks=[])
         fig.tight_layout()
@@ -63,6 +47,23 @@ def save_grid(samples: torch.Tensor, path: Path, n: int) -> None:
 
     imgs = samples[:n].cpu().clamp(-1, 1) * 0.5 + 0.5  # [-1, 1] -> [0, 1]
     save_image(imgs, path, nrow=int(n**0.5), padding=1)
+
+
+def save_samples(samples: torch.Tensor, path: Path, labels: torch.Tensor | None = None) -> None:
+    """Samples as a grid image (.png: an image grid or a 2-D scatter plot) or as arrays (.npz:
+    ``samples`` (N, ...) float32 and, for class-conditional models, ``labels`` (N,))."""
+    path = Path(path)
+    if path.suffix == ".png":
+        save_grid(samples, path, len(samples))
+    elif path.suffix == ".npz":
+        import numpy as np
+
+        arrays = {"samples": samples.cpu().float().numpy()}
+        if labels is not None:
+            arrays["labels"] = labels.cpu().numpy()
+        np.savez(path, **arrays)
+    else:
+        raise ModelError(f"--out {path}: write a .png grid or .npz arrays")
 
 
 def evaluate(parts, out_dir: Path) -> dict[str, float]:
@@ -82,7 +83,8 @@ def evaluate(parts, out_dir: Path) -> dict[str, float]:
             names, x, parts.data, inception=spec.eval.inception
         ).items():
             results[f"{name}_{sampler}"] = value
-        if spec.eval.grid:
-            save_grid(x, out_dir / f"samples_{sampler}.png", spec.eval.grid)
+        if spec.eval.grid:  # drawn apart, with the trial's seed: Model.sample redraws it
+            grid = generate(parts, sampler, spec.eval.grid, seed=spec.seed)
+            save_grid(grid, out_dir / f"samples_{sampler}.png", spec.eval.grid)
     results["n_samples"] = spec.eval.n_samples
     return results

@@ -18,6 +18,7 @@ from scm_bench import rundir
 from scm_bench.core.ema import ema_update
 from scm_bench.spec.schema import TrialSpec
 from scm_bench.train.evaluate import evaluate
+from scm_bench.train.model import export_model
 from scm_bench.train.setup import Parts, build_parts
 
 
@@ -222,6 +223,7 @@ def train_trial(
     # Evaluation of a finished trial.
     if result["status"] == "ok":
         result["metrics"] = evaluate(parts, out_dir)
+        export_model(parts, out_dir / rundir.MODEL_FILE)  # the sampling net: load_model()
     result["peak_mem_mb"] = peak_memory_mb(parts.device)
     result["wall_time"] = time.perf_counter() - start_wall
     result["device"] = str(parts.device)
