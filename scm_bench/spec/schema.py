@@ -202,9 +202,9 @@ class EvalSpec(Section):
         ("1step", "2step"),
         description="Student samplers evaluated: 1step, 2step, or Nstep (e.g. 4step).",
     )
-    metrics: tuple[str, ...] = Field(
-        (), description="Sample-quality metrics; empty = the dataset's default metrics."
-    )
+    metrics: tuple[str, ...] = Field((), description="Sample metrics; empty: the data's defaults.")
+    sample_seeds: int = Field(1, ge=1, description="Sampling seeds each sample metric averages.")
+    bootstrap: int = Field(10, ge=0, description="Bootstraps for <metric>_evalsd (0: none).")
     grid: int = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
     inception: str | None = Field(
         None,

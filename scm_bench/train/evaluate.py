@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import torch
 
 from scm_bench import metrics
 from scm_bench.core.sampling import consistency_times, ode_nfe, sample_consistency, sample_ode
+
+SAMPLE_SEED = 12345  # sampling seed offset from the trial seed (fixed: variants share noise)
 
 
 def sampler_nfe(name: str, spec) -> int:
@@ -65,24 +68,41 @@ def save_grid(samples: torch.Tensor, path: Path, n: int) -> None:
     save_image(imgs, path, nrow=int(n**0.5), padding=1)
 
 
+def sample_metrics(parts, names, sampler: str) -> tuple[dict[str, float], torch.Tensor, float]:
+    """(metrics averaged over eval.sample_seeds sampling seeds, the first seed's samples, its
+    sampling seconds). The first seed is the trial seed + SAMPLE_SEED, the next ones follow."""
+    spec, runs, first, seconds = parts.spec, [], None, 0.0
+    for k in range(spec.eval.sample_seeds):
+        start = time.perf_counter()
+        x = generate(parts, sampler, spec.eval.n_samples, seed=spec.seed + SAMPLE_SEED + k)
+        if first is None:
+            first, seconds = x, time.perf_counter() - start
+        runs.append(metrics.evaluate_samples(names, x, parts.data, inception=spec.eval.inception))
+    return {n: sum(r[n] for r in runs) / len(runs) for n in names}, first, seconds
+
+
 def evaluate(parts, out_dir: Path) -> dict[str, float]:
-    """Sample metrics per sampler (columns '<metric>_<sampler>') and sampling throughput."""
-    spec = parts.spec
-    names = spec.eval.metrics or metrics.default_sample_metrics(parts.data.name)
-    samplers = ("teacher",) if spec.method == "teacher" else spec.eval.samplers
+    """Sample metrics per sampler (columns '<metric>_<sampler>'), their evaluation noise
+    ('<metric>_<sampler>_evalsd', bootstrap), sampling throughput, and the data's own floor and
+    a uniform sampler's values ('<metric>_floor', '<metric>_uniform')."""
+    spec, ev = parts.spec, parts.spec.eval
+    names = ev.metrics or metrics.default_sample_metrics(parts.data.name)
+    samplers = ("teacher",) if spec.method == "teacher" else ev.samplers
     results: dict[str, float] = {}
     parts.ema.eval()
     for sampler in samplers:
-        start = time.perf_counter()
-        x = generate(parts, sampler, spec.eval.n_samples, seed=spec.seed + 12345)
-        seconds = time.perf_counter() - start
-        results[f"samples_per_sec_{sampler}"] = spec.eval.n_samples / seconds
+        values, x, seconds = sample_metrics(parts, names, sampler)
+        results[f"samples_per_sec_{sampler}"] = ev.n_samples / seconds
         results[f"nfe_{sampler}"] = sampler_nfe(sampler, spec)
-        for name, value in metrics.evaluate_samples(
-            names, x, parts.data, inception=spec.eval.inception
-        ).items():
-            results[f"{name}_{sampler}"] = value
-        if spec.eval.grid:
-            save_grid(x, out_dir / f"samples_{sampler}.png", spec.eval.grid)
-    results["n_samples"] = spec.eval.n_samples
+        results.update({f"{name}_{sampler}": value for name, value in values.items()})
+        if ev.bootstrap:  # the noise of a mean over sample_seeds independent sample sets
+            sd = metrics.bootstrap_sd(names, x, parts.data, ev.bootstrap, spec.seed, ev.inception)
+            scale = math.sqrt(ev.sample_seeds)
+            results.update({f"{n}_{sampler}_{metrics.EVALSD}": v / scale for n, v in sd.items()})
+        if ev.grid:
+            save_grid(x, out_dir / f"samples_{sampler}.png", ev.grid)
+    for row, reference in ((metrics.FLOOR, metrics.floor), (metrics.UNIFORM, metrics.uniform)):
+        values = reference(names, parts.data, ev.n_samples, inception=ev.inception)
+        results.update({f"{name}_{row}": value for name, value in values.items()})
+    results["n_samples"] = ev.n_samples
     return results
