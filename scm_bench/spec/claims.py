@@ -105,3 +105,65 @@ class Claim(Section):
         if self.metric == DIVERGED and (self.scale == "log" or self.kind == "equivalence"):
             raise ValueError("'diverged' compares rates with an exact test: difference, linear")
         return self
+
+
+def _selects(claim_axes: dict[str, Any], trial_axes: dict[str, Any]) -> bool:
+    return all(p in trial_axes and trial_axes[p] == v for p, v in claim_axes.items())
+
+
+def _dataset_name(data) -> str:
+    """The dataset name metrics see ('toy2d/grid', 'digits') for a DataSpec."""
+    return f"toy2d/{data.variant}" if data.name == "toy2d" else data.name
+
+
+def check_metric(column: str, base) -> str | None:
+    """Why ``column`` is not a result column the trials of ``base`` (a TrialSpec) will have, or
+    None: a registered metric; a sample metric applies to the data, is evaluated (eval.metrics)
+    and names a sampler (``<metric>_<sampler>``, ``teacher`` included)."""
+    from scm_bench import metrics
+    from scm_bench.errors import did_you_mean
+
+    if column == DIVERGED:
+        return None
+    name, samplers = metrics.base_name(column), (*base.eval.samplers, "teacher")
+    dataset = _dataset_name(base.data)
+    evaluated = base.eval.metrics or metrics.default_sample_metrics(dataset)
+    if name not in metrics.REGISTRY:
+        known = [m for m in metrics.REGISTRY if metrics.REGISTRY[m].kind != "sample"]
+        known += [f"{m}_{s}" for m in evaluated for s in samplers]
+        return f"unknown metric {column!r}{did_you_mean(column, known)}"
+    if metrics.REGISTRY[name].kind != "sample":
+        return None
+    if name not in evaluated:
+        return f"{name!r} is not evaluated on {dataset}; evaluated: {', '.join(evaluated)}"
+    allowed = [f"{name}_{s}" for s in samplers]
+    if column not in allowed:
+        hint = did_you_mean(column, allowed)
+        return f"{column!r} is not a result column{hint}; allowed: {', '.join(allowed)}"
+    return None
+
+
+def check_claims(claims: list[Claim], trials, base, axes: list[str], where: str) -> list[str]:
+    """One line per problem: a claim's variant and baseline must each select exactly one variant
+    of the expanded ``trials`` by axis paths in ``axes``, and its metric must be a result column
+    (``check_metric``)."""
+    errors, labels = [], sorted({t.variant for t in trials})
+    for i, claim in enumerate(claims):
+        for role in ("variant", "baseline"):
+            values = getattr(claim, role)
+            unknown = [p for p in values if p not in axes]
+            if unknown:
+                errors.append(f"{where}: claims[{i}].{role}.{unknown[0]}: not an axis of this "
+                              f"spec; axes: {', '.join(axes) or 'none'}")  # fmt: skip
+                continue
+            found = sorted({t.variant for t in trials if _selects(values, t.axes)})
+            if not found:
+                errors.append(f"{where}: claims[{i}].{role}: {values} is not a variant; "
+                              f"variants: {labels}")  # fmt: skip
+            elif len(found) > 1:
+                errors.append(f"{where}: claims[{i}].{role}: {values} selects {len(found)} "
+                              f"variants {found}; give every axis value")  # fmt: skip
+        problem = check_metric(claim.metric, base)
+        if problem:
+            errors.append(f"{where}: claims[{i}].metric: {problem}")
+    return errors
