@@ -124,6 +124,18 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from scm_bench.errors import RunError
+    from scm_bench.report import load_run
+    from scm_bench.report.verdicts import plan_lines
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "spec.yaml").exists():
+        raise RunError(f"{run_dir}: no spec.yaml; is this a run directory?")
+    print("\n".join(plan_lines(load_run(run_dir))))
+    return 0
+
+
 def cmd_publish(args) -> int:
     from scm_bench.report.publish import publish
 
@@ -181,6 +193,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="(re)write report.md and report.html of a run")
     s.add_argument("run_dir")
     s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("plan", help="per claim of a run: noise, detectable effect, seeds needed")
+    s.add_argument("run_dir")
+    s.set_defaults(fn=cmd_plan)
 
     s = sub.add_parser("publish", help="copy run reports into a reports folder with an index")
     s.add_argument("run_dirs", nargs="+")
