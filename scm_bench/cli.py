@@ -119,22 +119,11 @@ def cmd_run(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from scm_bench.errors import ModelError
-    from scm_bench.train.evaluate import save_samples
-    from scm_bench.train.model import find_trial, load_model
+    from scm_bench.train.model import sample_to_file
 
-    source = Path(args.source)
-    if (source / "results.csv").is_file():  # a run: pick the trial
-        source = find_trial(source, args.variant, args.seed, args.teacher)
-    elif args.variant is not None or args.seed is not None or args.teacher:
-        why = "pick a trial of a run directory (the noise seed is --noise-seed)"
-        raise ModelError(f"{source}: --variant, --seed and --teacher {why}")
-    model = load_model(source, args.device)
-    n = args.n or model.spec.eval.grid or 64
-    x = model.sample(n, args.steps, args.noise_seed)
-    save_samples(x, Path(args.out), model.default_labels(n))
-    how = "ODE solver" if model.method == "teacher" else f"{args.steps or 1}-step sampling"
-    print(f"wrote {args.out}: {n} samples of {source} ({model.method}, EMA weights, {how})")
+    a = args
+    print(sample_to_file(Path(a.source), Path(a.out), a.variant, a.seed, a.teacher, a.steps, a.n,
+                         a.noise_seed, a.device))  # fmt: skip
     return 0
 
 
@@ -147,14 +136,20 @@ def cmd_tb(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from scm_bench.errors import RunError
+    from scm_bench.names import run_folder
     from scm_bench.report import write_report
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "results.csv").exists():
-        raise RunError(f"{run_dir}: no results.csv; is this a run directory?")
-    md, html = write_report(run_dir)
+    md, html = write_report(run_folder(args.run_dir, "results.csv"))
     print(f"wrote {md} and {html}")
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from scm_bench.names import run_folder
+    from scm_bench.report import load_run
+    from scm_bench.report.verdicts import plan_lines
+
+    print("\n".join(plan_lines(load_run(run_folder(args.run_dir, "spec.yaml")))))
     return 0
 
 
@@ -239,6 +234,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="(re)write report.md and report.html of a run")
     s.add_argument("run_dir")
     s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("plan", help="per claim of a run: noise, detectable effect, seeds needed")
+    s.add_argument("run_dir")
+    s.set_defaults(fn=cmd_plan)
 
     s = sub.add_parser("publish", help="copy run reports into a reports folder with an index")
     s.add_argument("run_dirs", nargs="+")

@@ -93,3 +93,10 @@ def require_dir(path: Path, flag: str = "--out") -> Path:
     if problem:
         raise RunError(problem)
     return path
+
+
+def run_folder(path: str | os.PathLike, needs: str) -> Path:
+    """A run folder holding ``needs`` (e.g. results.csv), else a one-line RunError."""
+    if not (Path(path) / needs).exists():
+        raise RunError(f"{path}: no {needs}; is this a run directory?")
+    return Path(path)

@@ -75,6 +75,61 @@ def test_reference_statistics_are_computed_once_and_read_back(digits, cache, mon
     assert first == second
 
 
+def test_mode_metrics_see_the_grid_that_two_moments_miss():
+    """On the grid of Gaussians, real data holds ~99% of its samples in the modes and covers all
+    16; a Gaussian with the data's mean and covariance matches frechet2d almost exactly yet
+    puts few samples in modes; a sampler collapsed onto 4 modes covers 4 of 16."""
+    data = load_dataset(DataSpec(name="toy2d", variant="grid"))
+    real = data.reference("train", 2000)
+    g = torch.Generator().manual_seed(3)
+    gauss = real.mean(0) + torch.randn(2000, 2, generator=g) @ torch.linalg.cholesky(real.T.cov()).T
+    collapsed = data.modes[:4][torch.arange(2000) % 4] + data.mode_std * torch.randn(
+        2000, 2, generator=g)  # fmt: skip
+    names = ["mode_precision", "mode_coverage", "frechet2d", "swd"]
+    m = {k: metrics.evaluate_samples(names, x, data) for k, x in
+         [("real", real), ("gauss", gauss), ("collapsed", collapsed)]}  # fmt: skip
+    assert m["real"]["mode_precision"] > 0.97 and m["real"]["mode_coverage"] == 1.0
+    assert m["gauss"]["frechet2d"] < 0.01 and m["gauss"]["mode_precision"] < 0.6
+    assert m["collapsed"]["mode_coverage"] == 4 / 16 and m["collapsed"]["mode_precision"] > 0.97
+    assert m["gauss"]["swd"] > 1.5 * m["real"]["swd"]
+    assert metrics.get("mode_coverage").higher_is_better and metrics.get("swd").bounds[0] == 0
+
+
+def test_floor_and_uniform_are_computed_once_per_data_and_size(cache, monkeypatch):
+    """Real vs real halves give the floor, below a uniform sampler over the data's box; both
+    are cached: the second call evaluates no metric."""
+    data = load_dataset(DataSpec(name="toy2d", variant="grid"))
+    names = ["swd", "mode_precision"]
+    floor, uniform = metrics.floor(names, data, 1000), metrics.uniform(names, data, 1000)
+    assert floor["swd"] < 0.5 * uniform["swd"] and floor["mode_precision"] > 0.97
+    assert uniform["mode_precision"] < floor["mode_precision"] - 0.2
+    assert len(list((cache / "floors").glob("toy2d_grid-*-n1000-*.json"))) == 2
+    monkeypatch.setattr(metrics.noise, "evaluate", lambda *a: pytest.fail("recomputed"))
+    assert metrics.floor(names, data, 1000) == floor
+    assert metrics.uniform(names, data, 1000) == uniform
+
+
+def test_bootstrap_noise_is_small_for_real_data_and_shrinks_with_n():
+    data = load_dataset(DataSpec(name="toy2d", variant="checkerboard"))
+    sd = [metrics.bootstrap_sd(["swd"], data.reference("train", n), data, 10)["swd"]
+          for n in (250, 4000)]  # fmt: skip
+    assert 0 < sd[1] < sd[0] / 2  # ~1/sqrt(n)
+    assert math.isnan(metrics.bootstrap_sd(["swd"], data.reference("train", 100), data, 1)["swd"])
+
+
+def test_digits_bootstrap_resamples_features_not_images(digits, monkeypatch):
+    """FID's bootstrap extracts the samples' features once and resamples their rows."""
+    from scm_bench.metrics import features
+
+    calls, extract = [], features.digits_features
+    monkeypatch.setattr(features, "digits_features",
+                        lambda x, device: calls.append(len(x)) or extract(x, device))  # fmt: skip
+    test = digits.reference("test")
+    sd = metrics.bootstrap_sd(["fid", "kid"], test, digits, 4)
+    assert calls.count(len(test)) == 1  # plus the reference split's features, once
+    assert 0 < sd["fid"] < 0.5 * metrics.evaluate_samples(["fid"], test, digits)["fid"]
+
+
 # Inception (RGB): a clear error when the weights are absent, never a download.
 
 

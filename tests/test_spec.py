@@ -210,3 +210,47 @@ def test_students_differing_only_in_student_settings_share_one_teacher():
     assert a.teacher_trial().digest() == b.teacher_trial().digest()
     assert a.teacher_trial().digest() != c.teacher_trial().digest()
     assert a.teacher_trial().method == "teacher" and a.teacher_trial().seed == a.seed
+
+
+CLAIM_SPEC = """
+name: c
+base: {base}
+axes: {{tangent.mode: [normalize, raw]}}
+claims:
+  - {{name: x, metric: {metric}, variant: {variant}, baseline: {{tangent.mode: normalize}}}}
+"""
+TOY_BASE = ROOT / "ablations" / "base" / "toy2d.yaml"
+
+
+@pytest.mark.parametrize(
+    ("metric", "variant", "field", "hint"),
+    [
+        ("swd_2step", "{tangent.mode: clip}", "claims[0].variant", "tangent.mode=raw"),
+        ("swd_2step", "{tangent.mdoe: raw}", "claims[0].variant.tangent.mdoe", "not an axis"),
+        ("swd_3step", "{tangent.mode: raw}", "claims[0].metric", "did you mean 'swd_2step'"),
+        ("swdd_2step", "{tangent.mode: raw}", "claims[0].metric", "unknown metric"),
+        ("fid_2step", "{tangent.mode: raw}", "claims[0].metric", "not evaluated on toy2d"),
+    ],
+)
+def test_claims_are_validated_against_variants_and_columns(
+    tmp_path, capsys, metric, variant, field, hint
+):
+    """A claim naming a variant the spec does not have, or a metric its trials will not
+    report, fails `validate` with one line naming claims[i].<field> (exit 2)."""
+    p = write(tmp_path, CLAIM_SPEC.format(base=TOY_BASE, metric=metric, variant=variant))
+    rc, out = run_cli(["validate", str(p)], capsys)
+    assert rc == 2 and "claims[0]" in out and field in out and hint in out
+    assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+
+
+def test_valid_claims_load_typed_and_diverged_is_a_metric(tmp_path):
+    p = write(tmp_path, CLAIM_SPEC.format(base=TOY_BASE, metric="diverged",
+                                          variant="{tangent.mode: raw}"))  # fmt: skip
+    (claim,) = load_trials(p).spec.claims
+    assert claim.metric == "diverged" and claim.variant == {"tangent.mode": "raw"}
+
+
+def test_every_bundled_spec_with_axes_states_claims():
+    for path in sorted((ROOT / "ablations").glob("*.yaml")):
+        spec = load_trials(path).spec
+        assert bool(spec.claims) == bool(spec.axes or spec.zip), path

@@ -152,6 +152,30 @@ def test_resume_after_crash_equals_an_uninterrupted_run(
     assert history_without_times(tmp_path / "resumed") == history_without_times(tmp_path / "full")
 
 
+def test_result_records_provenance_and_averages_sampling_seeds(tmp_path):
+    """result.json names the commit of the package's checkout, versions and hardware; with
+    eval.sample_seeds=2 a sample metric is the mean over two sampling seeds (the first one is
+    the single-seed value) and its evaluation noise shrinks by sqrt(2)."""
+    from scm_bench import metrics
+    from scm_bench.train.evaluate import SAMPLE_SEED, generate
+    from scm_bench.train.provenance import package_commit
+
+    one = train_trial(spec(TINY), tmp_path / "one")
+    two = train_trial(spec(TINY, eval={"sample_seeds": 2}), tmp_path / "two")
+    assert one["commit"] == package_commit() and torch.__version__.startswith(
+        one["versions"]["torch"])  # fmt: skip
+    assert "cpu" in one["hardware"]
+    m1, m2 = one["metrics"], two["metrics"]
+    parts = build_parts(spec(TINY, eval={"sample_seeds": 2}))
+    parts.ema.load_state_dict(io.load_checkpoint(tmp_path / "two" / "checkpoint.pt")["ema"])
+    parts.ema.eval()
+    second = generate(parts, "2step", 64, seed=SAMPLE_SEED + 1)  # trial seed 0
+    swd = metrics.evaluate_samples(["swd"], second, parts.data)["swd"]
+    assert m2["swd_2step"] == pytest.approx((m1["swd_2step"] + swd) / 2)
+    assert m2["swd_2step_evalsd"] == pytest.approx(m1["swd_2step_evalsd"] / math.sqrt(2))
+    assert m1["swd_floor"] == m2["swd_floor"] < m1["swd_uniform"]
+
+
 # Divergence is an outcome.
 
 

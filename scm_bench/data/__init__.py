@@ -30,6 +30,8 @@ class Dataset:
     test_x: torch.Tensor  # held-out reference split for metrics
     test_y: torch.Tensor | None
     generate: Callable[[int, torch.Generator], torch.Tensor] | None = None  # generated data only
+    modes: torch.Tensor | None = None  # mixtures of Gaussians: (K, *shape) component means
+    mode_std: float | None = None  # ... and their common per-dimension std
 
     def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A training batch of n samples (with labels when the dataset has them)."""

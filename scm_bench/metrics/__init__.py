@@ -13,12 +13,14 @@ import torch
 
 from scm_bench.errors import MetricNotApplicable
 from scm_bench.metrics import fid as _fid
-from scm_bench.metrics import toy
+from scm_bench.metrics import noise, toy
 from scm_bench.metrics.features import MissingWeights, extractor_for, resolve_settings
+from scm_bench.metrics.noise import EVALSD, FLOOR, UNIFORM, bootstrap_sd, floor, uniform
 from scm_bench.metrics.registry import (
     REGISTRY,
     Metric,
     UnknownMetric,
+    applies,
     base_name,
     default_sample_metrics,
     family,
@@ -29,12 +31,13 @@ from scm_bench.metrics.registry import (
 from scm_bench.metrics.stability import summarize_trial
 
 __all__ = [
-    "REGISTRY", "Metric", "MetricNotApplicable", "MissingWeights", "UnknownMetric", "base_name",
+    "EVALSD", "FLOOR", "REGISTRY", "UNIFORM", "Metric", "MetricNotApplicable", "MissingWeights",
+    "UnknownMetric", "applies", "base_name", "bootstrap_sd", "floor", "uniform",
     "check_available", "default_sample_metrics", "evaluate_samples", "family", "get",
     "list_metrics", "register", "summarize_trial",
 ]  # fmt: skip
 
-IMAGES = ("digits", "cifar10", "image_folder")  # dataset families with FID / KID
+IMAGES = noise.IMAGES  # dataset families with FID / KID
 FEATURES = "Inception pool3 for RGB data, the project's digits classifier for digits"
 
 
@@ -49,7 +52,7 @@ def check_available(
     fam, names = family(dataset_name), list(metric_names)
     for name in names:
         metric = get(name)
-        if metric.kind != "sample" or fam not in metric.datasets:
+        if not applies(metric, dataset_name):
             usable = ", ".join(default_sample_metrics(dataset_name)) or "none"
             raise MetricNotApplicable(
                 f"eval.metrics: {name!r} is not a sample metric for dataset {fam!r}; "
@@ -73,12 +76,17 @@ def evaluate_samples(
     ``cache_dir`` override $SCM_BENCH_INCEPTION and $SCM_BENCH_CACHE.
     """
     ctx = _fid.EvalContext(resolve_settings(inception, cache_dir), device=str(samples.device))
-    return {name: float(get(name).fn(samples, dataset, ctx)) for name in names}
+    return noise.evaluate(names, samples, dataset, ctx)
 
 
 def _toy(fn):
     """A 2-D distance as a sample metric: samples against the held-out split."""
     return lambda samples, dataset, ctx: fn(samples.cpu(), dataset.reference("test"))
+
+
+def _modes(fn):
+    """A mode metric of a Gaussian mixture: samples against the dataset's mode means and std."""
+    return lambda samples, dataset, ctx: fn(samples.cpu(), dataset.modes, dataset.mode_std)
 
 
 def _fid_metric(samples, dataset, ctx):
@@ -89,15 +97,26 @@ def _kid_metric(samples, dataset, ctx):
     return _fid.kid(samples, dataset, ctx)
 
 
-register(Metric("swd", "Sliced 2-Wasserstein distance to held-out data (2-D)", False, "sample",
-                datasets=("toy2d",), fn=_toy(toy.sliced_wasserstein)))  # fmt: skip
-register(Metric("mmd", "Squared MMD (multi-scale RBF) to held-out data (2-D)", False, "sample",
-                datasets=("toy2d",), fn=_toy(toy.mmd_rbf)))  # fmt: skip
-register(Metric("frechet2d", "Frechet distance of Gaussian fits in data space (2-D)", False,
-                "sample", datasets=("toy2d",), fn=_toy(toy.frechet_2d)))  # fmt: skip
+POSITIVE, SHARE = (0.0, None), (0.0, 1.0)  # bounds of distances and of shares
+MIXTURES = ("toy2d/grid", "toy2d/8gaussians")  # toy2d variants with known modes
+register(Metric("swd", f"Sliced 2-Wasserstein distance to held-out data ({toy.PROJECTIONS} "
+                "directions, 2-D)", False, "sample", datasets=("toy2d",),
+                fn=_toy(toy.sliced_wasserstein), bounds=POSITIVE))  # fmt: skip
+register(Metric("mmd", "Squared MMD (multi-scale RBF, unbiased: may be < 0) to held-out data "
+                "(2-D)", False, "sample", datasets=("toy2d",), fn=_toy(toy.mmd_rbf)))  # fmt: skip
+register(Metric("frechet2d", "Frechet distance of Gaussian fits in data space (2-D; sees two "
+                "moments only)", False, "sample", datasets=("toy2d",), fn=_toy(toy.frechet_2d),
+                bounds=POSITIVE))  # fmt: skip
+register(Metric("mode_coverage", f"Share of the mixture's modes holding at least "
+                f"{toy.MODE_MIN_SHARE:g} of their expected samples within {toy.MODE_RADIUS:g} std "
+                "(mode dropping)", True, "sample", datasets=MIXTURES, fn=_modes(toy.mode_coverage),
+                bounds=SHARE))  # fmt: skip
+register(Metric("mode_precision", f"Share of samples within {toy.MODE_RADIUS:g} std of a mode "
+                "(sharpness; a perfect sampler ~0.99)", True, "sample", datasets=MIXTURES,
+                fn=_modes(toy.mode_precision), bounds=SHARE))  # fmt: skip
 register(Metric("fid", "FID (clean-fid): Frechet distance of Gaussian fits to features of the "
                 f"samples and the training split; {FEATURES}", False, "sample", datasets=IMAGES,
-                fn=_fid_metric))  # fmt: skip
-register(Metric("kid", "KID (clean-fid): unbiased cubic-kernel MMD^2 of features, same features "
-                "and reference as fid", False, "sample", datasets=IMAGES,
-                fn=_kid_metric))  # fmt: skip
+                fn=_fid_metric, bounds=POSITIVE, reference=_fid.REFERENCE_SPLIT))  # fmt: skip
+register(Metric("kid", "KID (clean-fid): unbiased cubic-kernel MMD^2 of features (may be < 0), "
+                "same features and reference as fid", False, "sample", datasets=IMAGES,
+                fn=_kid_metric, reference=_fid.REFERENCE_SPLIT))  # fmt: skip

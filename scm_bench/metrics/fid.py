@@ -34,9 +34,14 @@ class EvalContext:
     settings: Settings
     device: str = "cpu"
     _features: dict = field(default_factory=dict)  # (extractor id, id(samples)) -> features
+    resample: tuple | None = None  # (base samples, rows): the samples are base[rows]
 
     def features(self, samples: torch.Tensor, extractor: Extractor) -> np.ndarray:
-        """Features of these samples, computed once per extractor (FID and KID share them)."""
+        """Features of these samples, computed once per extractor (FID and KID share them); a
+        bootstrap resample reuses the features of its base samples."""
+        if self.resample is not None and samples is not self.resample[0]:
+            base, rows = self.resample
+            return self.features(base, extractor)[rows]
         key = (extractor.id, id(samples))
         if key not in self._features:
             self._features[key] = extractor.fn(samples, self.device)

@@ -24,8 +24,10 @@ class Metric:
     higher_is_better: bool | None  # None: descriptive, no better direction (reports rank nothing)
     kind: str  # "sample" (needs samples) | "stability" | "cost" (from a trial's history)
     aggregate: str = "mean"  # how seeds combine in reports (one of AGGREGATES)
-    datasets: tuple[str, ...] = ()  # sample metrics: dataset families it applies to
+    datasets: tuple[str, ...] = ()  # sample metrics: dataset families (or names) it applies to
     fn: Callable | None = None  # sample metrics: fn(samples, dataset, ctx) -> float
+    bounds: tuple[float | None, float | None] = (None, None)  # values it can take (None: open)
+    reference: str = "test"  # sample metrics: the split samples are compared with
 
 
 REGISTRY: dict[str, Metric] = {}
@@ -64,10 +66,15 @@ def family(dataset_name: str) -> str:
     return dataset_name.split("/")[0]
 
 
+def applies(metric: Metric, dataset: str) -> bool:
+    """Whether a sample metric applies to a dataset ('toy2d/grid': by family or full name)."""
+    names = (family(dataset), dataset)
+    return metric.kind == "sample" and any(n in metric.datasets for n in names)
+
+
 def default_sample_metrics(dataset: str) -> tuple[str, ...]:
     """Names of the sample metrics that apply to a dataset (by name or family)."""
-    fam = family(dataset)
-    return tuple(m.name for m in REGISTRY.values() if m.kind == "sample" and fam in m.datasets)
+    return tuple(m.name for m in REGISTRY.values() if applies(m, dataset))
 
 
 def list_metrics() -> list[dict]:

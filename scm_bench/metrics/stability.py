@@ -190,5 +190,8 @@ COLUMNS = (
      "sampling throughput per NFE: median over samplers of samples/s x NFE"),
 )  # fmt: skip
 
+SHARES = ("diverged", "nonfinite_tangent", "jvp_share")  # in [0, 1]
+UNBOUNDED = ("weight_tbin",)  # a learned log-variance; every other column is >= 0
 for _name, _kind, _higher, _aggregate, _description in COLUMNS:
-    register(Metric(_name, _description, _higher, _kind, aggregate=_aggregate))
+    _bounds = (0.0, 1.0) if _name in SHARES else (None, None) if _name in UNBOUNDED else (0.0, None)
+    register(Metric(_name, _description, _higher, _kind, aggregate=_aggregate, bounds=_bounds))

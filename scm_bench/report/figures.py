@@ -135,8 +135,43 @@ def tbin_figure(tbins: pd.DataFrame, variants, path: Path):
         return _save(fig, path)
 
 
-def bars_figure(data: pd.DataFrame, variants, title: str, ylabel: str, xlabel: str, path: Path):
-    """Grouped bars: x = variant, hue = sampler; error bars are the table's 95% t-intervals.
+def _seed_lines(ax, points: pd.DataFrame, centers: dict) -> None:
+    """Each seed's values as dots, joined across variants (one line per sampler and seed)."""
+    keys = zip(points["variant"], points["sampler"], strict=True)
+    pts = points.assign(x=[centers.get(k) for k in keys]).dropna(subset=["x", "value"])
+    if pts.empty:
+        return
+    pts = pts.assign(unit=pts["sampler"].astype(str) + "/" + pts["seed"].astype(str))
+    sns.lineplot(
+        data=pts,
+        x="x",
+        y="value",
+        units="unit",
+        estimator=None,
+        color="0.2",
+        lw=0.7,
+        alpha=0.6,
+        marker="o",
+        markersize=3.5,
+        legend=False,
+        sort=False,
+        ax=ax,
+    )
+
+
+def bars_figure(
+    data: pd.DataFrame,
+    variants,
+    title: str,
+    ylabel: str,
+    xlabel: str,
+    path: Path,
+    points: pd.DataFrame | None = None,
+    floor: float = math.nan,
+):
+    """Grouped bars: x = variant, hue = sampler; error bars are the table's 95% intervals; dots
+    joined by lines are the seeds (``points``: variant, sampler, seed, value); a dashed line is
+    the metric's floor (real against real data).
 
     ``data`` columns: variant, sampler, value, ci_low, ci_high (one row per bar).
     """
@@ -159,25 +194,25 @@ def bars_figure(data: pd.DataFrame, variants, title: str, ylabel: str, xlabel: s
             hue_order=hue_order,
             errorbar=None,
             palette="muted",
+            alpha=0.8,
             ax=ax,
         )
+        centers = {}
         for container, sampler in zip(ax.containers, hue_order, strict=False):
             rows = data[data["sampler"] == sampler].set_index("variant")
             for bar, variant in zip(container, order, strict=False):
                 if variant not in rows.index:
                     continue
-                r = rows.loc[variant]
-                if np.isfinite(r["ci_low"]) and np.isfinite(r["value"]):
-                    err = [[r["value"] - r["ci_low"]], [r["ci_high"] - r["value"]]]
-                    ax.errorbar(
-                        bar.get_x() + bar.get_width() / 2,
-                        r["value"],
-                        yerr=err,
-                        fmt="none",
-                        ecolor="black",
-                        capsize=3,
-                        lw=1,
-                    )
+                r, x = rows.loc[variant], bar.get_x() + bar.get_width() / 2
+                centers[(variant, sampler)] = x
+                if np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]):
+                    half = (r["ci_high"] - r["ci_low"]) / 2  # the interval, not centred on the mean
+                    ax.errorbar(x, r["ci_low"] + half, yerr=half, fmt="none", ecolor="black",
+                                capsize=3, lw=1)  # fmt: skip
+        if points is not None and len(points):
+            _seed_lines(ax, points[points["variant"].isin(order)], centers)
+        if np.isfinite(floor):
+            ax.axhline(floor, color="0.4", ls="--", lw=1, label="floor (real vs real)")
         ax.set(title=title, ylabel=ylabel, xlabel=xlabel)
         ax.tick_params(axis="x", labelrotation=20 if len(order) > 3 else 0)
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title=None, frameon=False)

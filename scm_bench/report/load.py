@@ -31,7 +31,10 @@ ID_COLUMNS = (
     "diverged_what",
     "error",
     "teacher_id",
+    "teacher_dir",
     "device",
+    "commit",
+    "n_samples",
 )
 REQUIRED = ("trial_id", "variant", "seed", "status", "diverged_step", "diverged_what", "error")
 
@@ -46,7 +49,7 @@ class Run:
     variants: list[str]  # variant names in spec order
     baseline: str | None  # the variant differences are measured against
     missing: list[str] = field(default_factory=list)  # what the report cannot show, and why
-    info: dict = field(default_factory=dict)  # run.json written by the runner (wall_time, ...)
+    info: dict = field(default_factory=dict)  # run.json written by the runner (invocations)
 
     @property
     def name(self) -> str:

@@ -1,31 +1,33 @@
-"""The main table: per variant and metric, the value over seeds with a 95% t-interval, the
-difference from the baseline variant with a Welch t-test, and the diverged rate.
+"""The main table: per variant and metric, the value over seeds with a 95% interval that stays
+inside the metric's bounds (``stats.seed_summary``), the difference from the baseline variant
+(descriptive: claims are tested in ``report.verdicts``), the evaluation noise, the diverged rate.
 
-Metric meaning (direction, aggregation, kind) comes from the metric registry only; a column
-whose metric is not registered is still shown, with direction "?" and no best value.
+Metric meaning (direction, aggregation, kind, bounds) comes from the metric registry only; a
+column whose metric is not registered is still shown, with direction "?" and no best value.
+Reference columns (``<metric>_floor``, ``<metric>_uniform``) and evaluation noise
+(``<metric>_<sampler>_evalsd``) are not metrics of their own: they travel with their metric.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from scm_bench import metrics
 from scm_bench.report.load import ID_COLUMNS, Run
+from scm_bench.report.stats import seed_summary
 
-CONFIDENCE = 0.95
-ALPHA = 0.05  # significance level of the Welch t-test against the baseline
 KIND_ORDER = ("sample", "stability", "cost", "other")
+REFERENCE_ROWS = (metrics.FLOOR, metrics.UNIFORM)  # pseudo-samplers shown as rows, not columns
+EVALSD = "_" + metrics.EVALSD
 # Trials whose values enter a metric: stability metrics describe diverged trials too (their
 # histories were measured, e.g. `diverged` averages to the divergence rate); every other kind
 # counts ok trials only. Failed trials never count.
 COUNTED = {"stability": ("ok", "diverged")}
-STATS = ("value", "mean", "ci_low", "ci_high", "n", "diff", "p", "significant", "best")
+STATS = ("value", "mean", "ci_low", "ci_high", "n", "sd", "evalsd", "diff", "best")
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,10 @@ class MetricInfo:
     column: str  # results.csv column, e.g. swd_2step
     base: str  # registered metric name behind it, e.g. swd (the column itself if unknown)
     higher_is_better: bool | None  # None: not registered, direction unknown
-    aggregate: str  # how seeds combine: mean (with a t-interval), median, max, ...
+    aggregate: str  # how seeds combine: mean (with an interval), median, max, ...
     kind: str  # sample | stability | cost | other
     sampler: str | None  # sample metrics: 1step, 2step, teacher, ...
+    bounds: tuple[float | None, float | None] = (None, None)  # values the metric can take
 
     @property
     def counted(self) -> tuple[str, ...]:
@@ -53,7 +56,12 @@ def metric_info(column: str) -> MetricInfo:
     sampler = column[len(base) + 1 :] if base != column else None
     if m is None:
         return MetricInfo(column, base, None, "mean", "other", sampler)
-    return MetricInfo(column, base, m.higher_is_better, m.aggregate, m.kind, sampler)
+    return MetricInfo(column, base, m.higher_is_better, m.aggregate, m.kind, sampler, m.bounds)
+
+
+def is_metric_column(column: str) -> bool:
+    """A column of its own in the tables: not evaluation noise, not a reference row."""
+    return not column.endswith(EVALSD) and metric_info(column).sampler not in REFERENCE_ROWS
 
 
 def metric_columns(run: Run) -> list[MetricInfo]:
@@ -69,29 +77,11 @@ def metric_columns(run: Run) -> list[MetricInfo]:
         if c not in run.axes
         and pd.api.types.is_numeric_dtype(res[c])
         and not pd.api.types.is_bool_dtype(res[c])
+        and is_metric_column(c)
     ]
     infos = [metric_info(c) for c in numeric]
     infos = [i for i in infos if i.column not in ID_COLUMNS or i.column in metrics.REGISTRY]
     return sorted(infos, key=lambda i: KIND_ORDER.index(i.kind) if i.kind in KIND_ORDER else 9)
-
-
-def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Two-sided t-interval of the mean: mean -+ t_{(1+c)/2, n-1} * s / sqrt(n) (NaN if n < 2)."""
-    n = len(values)
-    if n < 2:
-        return math.nan, math.nan
-    mean, sem = float(np.mean(values)), float(np.std(values, ddof=1)) / math.sqrt(n)
-    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * sem
-    return mean - half, mean + half
-
-
-def welch_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided p-value of Welch's unequal-variance t-test (NaN when undefined)."""
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def aggregate(values: np.ndarray, how: str) -> float:
@@ -101,12 +91,25 @@ def aggregate(values: np.ndarray, how: str) -> float:
     return float(getattr(series, how)() if hasattr(series, how) else series.mean())
 
 
-def seed_values(run: Run, variant: str, info: MetricInfo) -> np.ndarray:
-    """Finite per-seed values of the variant's trials that count for this metric."""
+def _finite(rows: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in rows:
+        return np.array([])
+    vals = pd.to_numeric(rows[column], errors="coerce").to_numpy(dtype=float)
+    return vals[np.isfinite(vals)]
+
+
+def seed_values(run: Run, variant: str, info: MetricInfo, column: str | None = None):
+    """Finite per-seed values of the variant's trials that count for this metric (or for
+    another column of the same trials, e.g. its evaluation noise)."""
     res = run.results
     rows = res[(res["variant"] == variant) & res["status"].isin(info.counted)]
-    vals = pd.to_numeric(rows[info.column], errors="coerce").to_numpy(dtype=float)
-    return vals[np.isfinite(vals)]
+    return _finite(rows, column or info.column)
+
+
+def reference_value(run: Run, base: str, row: str) -> float:
+    """The floor / uniform value of a sample metric (the same for every trial of one data and
+    n_samples; the mean if trials disagree), NaN when not recorded."""
+    return float(np.mean(v)) if len(v := _finite(run.results, f"{base}_{row}")) else math.nan
 
 
 def status_counts(run: Run) -> pd.DataFrame:
@@ -124,29 +127,34 @@ def status_counts(run: Run) -> pd.DataFrame:
 
 
 def metric_stats(run: Run, info: MetricInfo) -> pd.DataFrame:
-    """One row per variant with STATS for one metric column."""
+    """One row per variant with STATS for one metric column: the registered aggregate, the mean
+    with its bounded 95% interval (means only), the SD over seeds, the mean evaluation noise
+    (bootstrap SD of one value), the difference from the baseline's value, and the best."""
     base = seed_values(run, run.baseline, info) if run.baseline else np.array([])
     base_value = aggregate(base, info.aggregate)
+    low, high = info.bounds
     rows = []
     for v in run.variants:
         vals = seed_values(run, v, info)
-        lo, hi = t_interval(vals)
+        s = seed_summary(vals, lower_bound=low)
+        lo, hi = (s.low, s.high) if info.aggregate == "mean" else (math.nan, math.nan)
+        hi = hi if high is None else min(hi, high)
         value = aggregate(vals, info.aggregate)
-        is_base = v == run.baseline
+        evalsd = seed_values(run, v, info, info.column + EVALSD)
         rows.append(
             {
                 "variant": v,
                 "value": value,
-                "mean": float(np.mean(vals)) if len(vals) else math.nan,
+                "mean": s.mean,
                 "ci_low": lo,
                 "ci_high": hi,
                 "n": len(vals),
-                "diff": math.nan if is_base else value - base_value,
-                "p": math.nan if is_base else welch_p(vals, base),
+                "sd": float(np.std(vals, ddof=1)) if len(vals) >= 2 else math.nan,
+                "evalsd": float(np.mean(evalsd)) if len(evalsd) else math.nan,
+                "diff": math.nan if v == run.baseline else value - base_value,
             }
         )
     df = pd.DataFrame(rows)
-    df["significant"] = df["p"] < ALPHA
     df["best"] = False
     values = df["value"].dropna()
     if info.higher_is_better is not None and values.nunique() > 1:  # all equal: nothing is best
@@ -170,3 +178,57 @@ def main_table(run: Run, infos: list[MetricInfo] | None = None) -> pd.DataFrame:
         for stat in STATS:
             columns[f"{info.column}.{stat}"] = st.loc[table["variant"], stat].to_numpy()
     return pd.concat([table, pd.DataFrame(columns, index=table.index)], axis=1)
+
+
+def long_table(run: Run, table: pd.DataFrame, infos: list[MetricInfo]) -> pd.DataFrame:
+    """The main table in long format, one row per (variant, column): variant, baseline, column,
+    metric, sampler, kind, the STATS; status counts as rows of kind 'status' (n_trials, n_ok,
+    n_diverged, n_failed, n_pending, diverged_rate; value only), and
+    the reference rows (floor, uniform) as variants of their own (value only)."""
+    rows = []
+    for _, r in table.iterrows():
+        key = {"variant": r["variant"], "baseline": bool(r["baseline"])}
+        for name in ("trials", "ok", "diverged", "failed", "pending", "diverged_rate"):
+            column = name if name == "diverged_rate" else f"n_{name}"  # `diverged` is a metric
+            rows.append(key | {"column": column, "metric": column, "kind": "status",
+                               "value": r[name]})  # fmt: skip
+        for i in infos:
+            stats = {s: r[f"{i.column}.{s}"] for s in STATS}
+            rows.append(key | {"column": i.column, "metric": i.base, "sampler": i.sampler,
+                               "kind": i.kind} | stats)  # fmt: skip
+    for ref in REFERENCE_ROWS:
+        for base in dict.fromkeys(i.base for i in infos if i.kind == "sample"):
+            value = reference_value(run, base, ref)
+            if math.isfinite(value):
+                rows.append({"variant": ref, "baseline": False, "column": f"{base}_{ref}",
+                             "metric": base, "kind": "sample", "value": value})  # fmt: skip
+    columns = ["variant", "baseline", "column", "metric", "sampler", "kind", *STATS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _metric_and_sampler(column: str) -> tuple[str, str | None]:
+    """'swd_2step' -> ('swd', '2step'); 'swd_2step_evalsd' -> ('swd_evalsd', '2step');
+    'g_norm_tbin_3' -> ('g_norm_tbin_3', None): only sample and cost columns name a sampler."""
+    name = column.removesuffix(EVALSD)
+    info = metric_info(name)
+    metric, sampler = (info.base, info.sampler) if info.kind in ("sample", "cost") else (name, None)
+    return metric + (EVALSD if column.endswith(EVALSD) else ""), sampler
+
+
+def long_results(results: pd.DataFrame, axes: list[str] = ()) -> pd.DataFrame:
+    """results.csv in long (tidy) format: one row per trial and finite numeric outcome, columns
+    trial_id, variant, seed, status, metric, sampler, value (reference rows as samplers 'floor'
+    and 'uniform', evaluation noise as metric '<metric>_evalsd'); axes and bookkeeping left out."""
+    keys = ["trial_id", "variant", "seed", "status"]
+    skip = (set(ID_COLUMNS) - set(metrics.REGISTRY)) | set(axes) | set(keys)
+    columns = [c for c in results.columns if c not in skip
+               and pd.api.types.is_numeric_dtype(results[c])
+               and not pd.api.types.is_bool_dtype(results[c])]  # fmt: skip
+    present = [k for k in keys if k in results]
+    long = results[[*present, *columns]].melt(present, var_name="column", value_name="value")
+    long = long[np.isfinite(pd.to_numeric(long["value"], errors="coerce").astype(float))]
+    parsed = {c: _metric_and_sampler(c) for c in columns}
+    long = long.assign(metric=long["column"].map(lambda c: parsed[c][0]),
+                       sampler=long["column"].map(lambda c: parsed[c][1]))  # fmt: skip
+    long = long.sort_values("trial_id", kind="stable").reset_index(drop=True)
+    return long.reindex(columns=[*keys, "metric", "sampler", "value"])

@@ -2,7 +2,7 @@
 
 <run dir>/report.md          Markdown; figures and sample grids linked by relative path
 <run dir>/report.html        one file: inline CSS, every image a base64 data URI
-<run dir>/report/table.csv   the main table (one row per variant, ``<metric>.<stat>``)
+<run dir>/report/table.csv   the main table, long: one row per (variant, column) with its stats
 <run dir>/report/*.png       figures;  report/samples/*.png  sample grids
 <run dir>/report/summary.json   name, claim and trial counts (read by ``write_index``)
 """
@@ -22,11 +22,19 @@ from markupsafe import Markup, escape
 from scm_bench.errors import RunError
 from scm_bench.report import figures as fig
 from scm_bench.report import format as fmt
+from scm_bench.report import header
+from scm_bench.report import verdicts as vd
 from scm_bench.report.load import Run, load_histories, load_run
 from scm_bench.report.meta import collect_meta
 from scm_bench.report.samples import collect_grids
-from scm_bench.report.table import MetricInfo, main_table, metric_columns
-from scm_bench.rundir import STATUSES
+from scm_bench.report.table import (
+    REFERENCE_ROWS,
+    MetricInfo,
+    long_table,
+    main_table,
+    metric_columns,
+    reference_value,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -54,13 +62,19 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
 
-def _bar_data(table: pd.DataFrame, infos: list[MetricInfo]) -> pd.DataFrame:
-    rows = []
+def _bar_data(run: Run, table: pd.DataFrame, infos: list[MetricInfo]):
+    """(bars: variant, sampler, value, ci_low, ci_high; points: variant, sampler, seed, value)."""
+    bars, points = [], []
     for info in infos:
         for _, r in table.iterrows():
             stats = {s: r[f"{info.column}.{s}"] for s in ("value", "ci_low", "ci_high")}
-            rows.append({"variant": r["variant"], "sampler": info.sampler, **stats})
-    return pd.DataFrame(rows)
+            bars.append({"variant": r["variant"], "sampler": info.sampler, **stats})
+            res = run.results
+            rows = res[(res["variant"] == r["variant"]) & res["status"].isin(info.counted)]
+            for seed, value in zip(rows["seed"], pd.to_numeric(rows[info.column]), strict=True):
+                points.append({"variant": r["variant"], "sampler": info.sampler, "seed": seed,
+                               "value": value})  # fmt: skip
+    return pd.DataFrame(bars), pd.DataFrame(points, columns=["variant", "sampler", "seed", "value"])
 
 
 def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Path):
@@ -77,50 +91,25 @@ def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Pa
     sample = [i for i in infos if i.kind == "sample" and i.sampler]
     for base in dict.fromkeys(i.base for i in sample):
         group = [i for i in sample if i.base == base and i.sampler != "teacher"]
-        title = f"{base} {group[0].arrow if group else ''} per sampler (95% t-interval)"
-        path = fig.bars_figure(
-            _bar_data(table, group), run.variants, title, base, xlabel, out / f"bars_{base}.png"
-        )
+        title = f"{base} {group[0].arrow if group else ''} per sampler (95% interval; dots: seeds)"
+        bars, points = _bar_data(run, table, group)
+        floor = reference_value(run, base, REFERENCE_ROWS[0])
+        path = fig.bars_figure(bars, run.variants, title, base, xlabel, out / f"bars_{base}.png",
+                               points=points, floor=floor)  # fmt: skip
         made.append((title, path))
     if "method" in res and (res["method"] == "scd").any():
         scd = [v for v in run.variants if (res.loc[res["variant"] == v, "method"] == "scd").any()]
         for base in dict.fromkeys(i.base for i in sample if i.sampler == "teacher"):
             group = [i for i in sample if i.base == base]
-            title = f"sCD: student vs teacher {base} (95% t-interval)"
-            path = fig.bars_figure(
-                _bar_data(table, group), scd, title, base, xlabel, out / f"scd_teacher_{base}.png"
-            )
+            title = f"sCD: student vs teacher {base} (95% interval; dots: seeds)"
+            bars, points = _bar_data(run, table, group)
+            path = fig.bars_figure(bars, scd, title, base, xlabel,
+                                   out / f"scd_teacher_{base}.png", points=points)  # fmt: skip
             made.append((title, path))
     for title, path in made:
         if path is None:
             notes.append(f"No data for the figure '{title}'.")
     return [(t, p) for t, p in made if p is not None], notes
-
-
-def _counts(results: pd.DataFrame) -> dict[str, int]:
-    return {s: int((results["status"] == s).sum()) for s in STATUSES}
-
-
-def _facts(run: Run, meta: dict) -> list[tuple[str, str]]:
-    spec, res = run.spec, run.results
-    axes = "; ".join(f"{a}: {', '.join(map(str, v))}" for a, v in (spec.get("axes") or {}).items())
-    facts = [
-        ("claim", str(spec.get("description") or "–")),
-        ("base settings", fmt.settings(spec)),
-        ("axes", axes or ", ".join(run.axes) or "none"),
-        ("seeds", ", ".join(map(str, spec.get("seeds") or sorted(res["seed"].dropna().unique())))),
-        ("baseline", run.baseline or "–"),
-    ]
-    facts += fmt.meta_facts(meta)
-    if "wall_time" not in meta:  # the runner's run.json, else the trials' own times
-        total = pd.to_numeric(res.get("wall_time", pd.Series(dtype=float)), errors="coerce").sum()
-        text = f"not recorded; sum over trials {total:.1f} s" if total else "not recorded"
-        if isinstance(run.info.get("wall_time"), int | float):
-            text = f"{run.info['wall_time']:.1f} s"
-        facts.append(("wall time", text))
-    counts = _counts(res)
-    facts.append(("trials", ", ".join(f"{n} {s}" for s, n in counts.items()) + f" (of {len(res)})"))
-    return facts
 
 
 MARKER = ".scm-bench-report"  # marks a report/ folder as the report's own
@@ -147,13 +136,14 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
     meta = collect_meta() if meta is None else meta
     out = fresh_report_dir(run_dir / "report")
 
-    # Tables, figures, sample grids.
+    # Verdicts, tables, figures, sample grids.
+    judged, claim_notes = vd.judge(run)
     infos = metric_columns(run)
     table = main_table(run, infos)
-    table.to_csv(out / "table.csv", index=False)
+    long_table(run, table, infos).to_csv(out / "table.csv", index=False)
     figures, fig_notes = make_figures(run, table, infos, out)
     grids, grid_notes = collect_grids(run, out / "samples")
-    missing = run.missing + fig_notes + grid_notes
+    missing = run.missing + claim_notes + fig_notes + grid_notes
     if not infos:
         missing.append("No metric columns in the results table yet.")
     summary = {
@@ -161,7 +151,10 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
         "description": str(run.spec.get("description") or ""),
         "baseline": run.baseline,
         "variants": len(run.variants),
-        "counts": _counts(run.results),
+        "counts": header.counts(run.results),
+        "verdicts": {
+            j.claim.name: j.verdict.verdict if j.verdict else "not evaluated" for j in judged
+        },  # fmt: skip
         "commit": meta.get("commit"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -170,7 +163,18 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
     rel = lambda p: p.relative_to(run_dir).as_posix()
     ctx = {
         "name": run.name,
-        "facts": _facts(run, meta),
+        "facts": header.facts(run, meta),
+        "verdicts": [
+            r | {"decided": r["verdict"] in ("reproduced", "contradicted")}
+            for r in vd.verdict_rows(judged)
+        ],  # fmt: skip
+        "verdict_columns": vd.VERDICT_COLUMNS,
+        "verdict_legend": vd.VERDICT_LEGEND,
+        "sources": [
+            {"claim": j.claim.name, "paper": j.claim.paper} for j in judged if j.claim.paper
+        ],  # fmt: skip
+        "noise": fmt.noise_rows(table, infos),
+        "noise_columns": fmt.NOISE_COLUMNS,
         "missing": missing,
         "figures": [{"title": t, "path": rel(p), "file": p} for t, p in figures],
         "grids": [
@@ -179,20 +183,25 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
         "failures": fmt.failures(run.results),
         "table_csv": rel(out / "table.csv"),
     }
-    md_tables = [
-        t | {"text": fmt.markdown_table(t["columns"], t["rows"])}
-        for t in fmt.display_tables(table, infos, html=False)
-    ]
+    refs = {(row, i.base): reference_value(run, i.base, row) for row in REFERENCE_ROWS
+            for i in infos if i.kind == "sample"}  # fmt: skip
+    tested = {(j.variant, j.claim.metric) for j in judged if j.verdict and j.claim.primary}
+    tables = {html: fmt.display_tables(table, infos, html, refs, tested) for html in (False, True)}
+    md_tables = [t | {"text": fmt.markdown_table(t["columns"], t["rows"])} for t in tables[False]]
+    verdict_cells = [[fmt.md_text(r[c]) for c in vd.VERDICT_COLUMNS] for r in ctx["verdicts"]]
+    for cells, r in zip(verdict_cells, ctx["verdicts"], strict=True):
+        cells[2] = f"**{cells[2]}**" if r["decided"] else cells[2]
     md = render(
         "report.md.j2",
         ctx,
         tables=md_tables,
+        verdict_table=fmt.markdown_table(vd.VERDICT_COLUMNS, verdict_cells),
+        noise_table=fmt.markdown_table(fmt.NOISE_COLUMNS, ctx["noise"]),
         failure_table=fmt.markdown_failures(ctx["failures"]),
         grid_table=fmt.markdown_grids(ctx["grids"]),
-        legend=fmt.LEGEND.format(star="\\*"),
+        legend=fmt.LEGEND,
     )
-    html_tables = fmt.display_tables(table, infos, html=True)
-    html = render("report.html.j2", ctx, tables=html_tables, legend=fmt.LEGEND.format(star="*"))
+    html = render("report.html.j2", ctx, tables=tables[True], legend=fmt.LEGEND)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     md_path.write_text(md)
     html_path.write_text(html)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scm_bench import rundir
-from scm_bench.metrics import summarize_trial
+from scm_bench.metrics import EVALSD, summarize_trial
 from scm_bench.spec import Trial
 
 
@@ -22,5 +22,6 @@ def result_row(trial: Trial, trial_dir: Path, teacher_dir: Path | None) -> dict:
         row.update(summarize_trial(history, rundir.trial_outcome(trial_dir)))
     teacher = rundir.trial_outcome(teacher_dir) if teacher_dir else None
     if teacher and trial.spec.method != "teacher":
-        row.update({k: v for k, v in teacher.get("metrics", {}).items() if k.endswith("_teacher")})
+        own = ("_teacher", f"_teacher_{EVALSD}")  # the teacher's values and their noise
+        row.update({k: v for k, v in teacher.get("metrics", {}).items() if k.endswith(own)})
     return row

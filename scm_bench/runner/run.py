@@ -8,7 +8,6 @@ No early-stopping scheduler is used (it would bias seed averages).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -22,13 +21,16 @@ from ray import tune
 from scm_bench import rundir
 from scm_bench.lock import RunLock
 from scm_bench.report import write_report
+from scm_bench.report.table import long_results
 from scm_bench.runner.cluster import check_resources, connect
 from scm_bench.runner.progress import Progress
 from scm_bench.runner.results import result_row
 from scm_bench.runner.search import search_rows, tune_search
 from scm_bench.runner.trainable import Job, crash_hook, teacher_dir, trainable
+from scm_bench.safe_files import read_json_or_none
 from scm_bench.spec import AblationSpec, Trial
 from scm_bench.spec.check import preflight
+from scm_bench.train.provenance import package_commit
 
 # Tune's console tables and TensorBoard hints would drown the progress lines; legacy output at
 # verbose=0 prints nothing, and Progress reports instead. Ctrl-C must reach the CLI (exit 130,
@@ -180,19 +182,37 @@ def _run_locked(
         tune_jobs(teachers, "teachers", spec, storage, max_concurrent, echo, callbacks)
 
         # Students (and any other trials), skipping finished ones; or an Optuna search.
+        trained = None  # a search: Optuna decides
         if spec.search is not None:
             tune_search(spec, trials[0], out_dir, cache, threads, max_concurrent, echo, callbacks)
         else:
             jobs = [job for t in trials if (job := student_job(t, out_dir, cache, threads))]
             tune_jobs(jobs, "trials", spec, storage, max_concurrent, echo, callbacks)
+            trained = len(teacher_jobs) + len(jobs)
     finally:
         if started:
             ray.shutdown()
-    return finish(spec, trials, out_dir, cache, time.perf_counter() - t0, echo)
+    return finish(spec, trials, out_dir, cache, time.perf_counter() - t0, echo, trained)
 
 
-def finish(spec, trials, out_dir: Path, cache: Path, wall: float, echo) -> pd.DataFrame:
-    """Results table, summary of failures, report."""
+def record_invocation(out_dir: Path, wall: float, trained: int | None) -> None:
+    """Append this invocation to run.json's list (a resume never hides how long earlier
+    invocations took): when it started, its wall time, the jobs it trained, the commit."""
+    path = out_dir / "run.json"
+    info = read_json_or_none(path)[0] or {}  # absent or damaged: start a new list
+    entries = info.get("invocations")
+    if entries is None:  # run.json before invocation lists: its one wall time
+        entries = [{"wall_time": info["wall_time"]}] if "wall_time" in info else []
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() - wall))
+    entries.append({"started": started, "wall_time": wall, "trained": trained,
+                    "commit": package_commit()})  # fmt: skip
+    rundir.write_json(path, {"invocations": entries})
+
+
+def finish(
+    spec, trials, out_dir: Path, cache: Path, wall: float, echo, trained: int | None = None
+) -> pd.DataFrame:
+    """Results table (wide and long), summary of failures, run.json, report."""
     if spec.search is not None:
         rows = search_rows(spec, out_dir, cache)
     else:
@@ -214,7 +234,10 @@ def finish(spec, trials, out_dir: Path, cache: Path, wall: float, echo) -> pd.Da
         echo(
             f"  {row['trial_id']}: diverged at step {row['diverged_step']}: {row['diverged_what']}"
         )
-    (out_dir / "run.json").write_text(json.dumps({"wall_time": wall}, indent=2))
+    long_results(df, [a for t in trials for a in t.axes]).to_csv(
+        out_dir / "results_long.csv", index=False
+    )
+    record_invocation(out_dir, wall, trained)
     md, html = write_report(out_dir)
     echo(f"report: {md} and {html}")
     return df

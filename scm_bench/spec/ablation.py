@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StrictFloat, StrictInt, field_validator
 
 from scm_bench.names import RUN_NAME
+from scm_bench.spec.claims import Claim
 from scm_bench.spec.schema import Section
 
 
@@ -69,6 +70,11 @@ class AblationSpec(Section):
     failure: FailureSpec = Field(FailureSpec(), description="Retry policy for crashed trials.")
     search: SearchSpec | None = Field(
         None, description="Tune with Optuna instead of a grid (axes must then be empty)."
+    )
+    claims: list[Claim] = Field(
+        default_factory=list,
+        description="What the paper says a variant does to a metric; the report opens with "
+        "one verdict per claim (fields below).",
     )
 
     @field_validator("seeds")

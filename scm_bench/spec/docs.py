@@ -7,6 +7,7 @@ from pydantic import BaseModel
 
 from scm_bench.spec.ablation import AblationSpec, Resources, SearchParam, SearchSpec
 from scm_bench.spec.bundled import descriptions
+from scm_bench.spec.claims import Claim
 from scm_bench.spec.paths import field_docs
 from scm_bench.spec.schema import TrialSpec
 
@@ -72,6 +73,10 @@ def reference() -> str:
         "`search`: " + " ".join(f"`{n}`: {d}" for n, _, d in _top_level(SearchSpec)),
         "",
         "`search.params.<path>`: " + " ".join(f"`{n}`: {d}" for n, _, d in _top_level(SearchParam)),
+        "",
+        "### `claims[i]`: one claim (verdicts: reproduced / contradicted / inconclusive)",
+        "",
+        *_table(_top_level(Claim)),
         "",
         "## Trial settings (under `trial:`, as `axes:` paths, and as `--set` paths)",
         "",

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from scm_bench.errors import SpecError, did_you_mean
 from scm_bench.spec.ablation import AblationSpec
+from scm_bench.spec.claims import check_claims
 from scm_bench.spec.paths import field_docs, format_errors
 from scm_bench.spec.schema import TrialSpec
 
@@ -146,4 +147,10 @@ def expand(spec: AblationSpec, base: TrialSpec, where: str = "spec") -> list[Tri
             raise SpecError(
                 [f"{where}: baseline: {spec.baseline} is not one of the variants: {labels}"]
             )
+    axes = [*spec.axes, *(p for group in spec.zip for p in group)]
+    errors = check_claims(spec.claims, trials, base, axes, where)
+    if spec.search is not None and spec.claims:
+        errors.append(f"{where}: claims: a search spec has no fixed variants to compare")
+    if errors:
+        raise SpecError(errors)
     return trials

@@ -40,7 +40,7 @@ def format_errors(
     lines = []
     for e in err.errors():
         loc = e["loc"]
-        path = prefix + ".".join(str(p) for p in loc)
+        path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)[1:]
         bad = e.get("input")
         if e["type"] == "extra_forbidden":
             owner = _model_at(model, loc[:-1])

@@ -80,9 +80,11 @@ class EvalSpec(Section):
         min_length=1,
         description="Student samplers evaluated: 1step, 2step, or Nstep (e.g. 4step).",
     )
-    metrics: tuple[str, ...] = Field(
-        (), description="Sample-quality metrics; empty = the dataset's default metrics."
+    metrics: tuple[str, ...] = Field((), description="Sample metrics; empty: the data's defaults.")
+    sample_seeds: StrictInt = Field(
+        1, ge=1, description="Sampling seeds each sample metric averages."
     )
+    bootstrap: StrictInt = Field(10, ge=0, description="Bootstraps for <metric>_evalsd (0: none).")
     grid: StrictInt = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
     inception: str | None = Field(
         None,

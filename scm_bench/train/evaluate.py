@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import torch
 
 from scm_bench import metrics
 from scm_bench.core.sampling import ode_nfe
-from scm_bench.errors import ModelError
+from scm_bench.train.grids import save_grid
 from scm_bench.train.model import Model
+
+SAMPLE_SEED = 12345  # sampling seed offset from the trial seed (fixed: variants share noise)
 
 
 def sampler_nfe(name: str, spec) -> int:
@@ -27,64 +30,42 @@ def generate(parts, sampler: str, n: int, seed: int) -> torch.Tensor:
     return Model.of(parts).sample(n, steps, seed)
 
 
-def save_grid(samples: torch.Tensor, path: Path, n: int) -> None:
-    """A PNG of the first n samples: an image grid, or a scatter plot for 2-D points."""
-    if samples.ndim == 2:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(3, 3), dpi=100)
-        pts = samples[:n].cpu()
-        ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5)
-        ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), xticks=[], yticks=[])
-        fig.tight_layout()
-        fig.savefig(path)
-        plt.close(fig)
-        return
-    from torchvision.utils import save_image
-
-    imgs = samples[:n].cpu().clamp(-1, 1) * 0.5 + 0.5  # [-1, 1] -> [0, 1]
-    save_image(imgs, path, nrow=int(n**0.5), padding=1)
-
-
-def save_samples(samples: torch.Tensor, path: Path, labels: torch.Tensor | None = None) -> None:
-    """Samples as a grid image (.png: an image grid or a 2-D scatter plot) or as arrays (.npz:
-    ``samples`` (N, ...) float32 and, for class-conditional models, ``labels`` (N,))."""
-    path = Path(path)
-    if path.suffix == ".png":
-        save_grid(samples, path, len(samples))
-    elif path.suffix == ".npz":
-        import numpy as np
-
-        arrays = {"samples": samples.cpu().float().numpy()}
-        if labels is not None:
-            arrays["labels"] = labels.cpu().numpy()
-        np.savez(path, **arrays)
-    else:
-        raise ModelError(f"--out {path}: write a .png grid or .npz arrays")
+def sample_metrics(parts, names, sampler: str) -> tuple[dict[str, float], torch.Tensor, float]:
+    """(metrics averaged over eval.sample_seeds sampling seeds, the first seed's samples, its
+    sampling seconds). The first seed is the trial seed + SAMPLE_SEED, the next ones follow."""
+    spec, runs, first, seconds = parts.spec, [], None, 0.0
+    for k in range(spec.eval.sample_seeds):
+        start = time.perf_counter()
+        x = generate(parts, sampler, spec.eval.n_samples, seed=spec.seed + SAMPLE_SEED + k)
+        if first is None:
+            first, seconds = x, time.perf_counter() - start
+        runs.append(metrics.evaluate_samples(names, x, parts.data, inception=spec.eval.inception))
+    return {n: sum(r[n] for r in runs) / len(runs) for n in names}, first, seconds
 
 
 def evaluate(parts, out_dir: Path) -> dict[str, float]:
-    """Sample metrics per sampler (columns '<metric>_<sampler>') and sampling throughput."""
-    spec = parts.spec
-    names = spec.eval.metrics or metrics.default_sample_metrics(parts.data.name)
-    samplers = ("teacher",) if spec.method == "teacher" else spec.eval.samplers
+    """Sample metrics per sampler (columns '<metric>_<sampler>'), their evaluation noise
+    ('<metric>_<sampler>_evalsd', bootstrap), sampling throughput, and the data's own floor and
+    a uniform sampler's values ('<metric>_floor', '<metric>_uniform')."""
+    spec, ev = parts.spec, parts.spec.eval
+    names = ev.metrics or metrics.default_sample_metrics(parts.data.name)
+    samplers = ("teacher",) if spec.method == "teacher" else ev.samplers
     results: dict[str, float] = {}
     parts.ema.eval()
     for sampler in samplers:
-        start = time.perf_counter()
-        x = generate(parts, sampler, spec.eval.n_samples, seed=spec.seed + 12345)
-        seconds = time.perf_counter() - start
-        results[f"samples_per_sec_{sampler}"] = spec.eval.n_samples / seconds
+        values, x, seconds = sample_metrics(parts, names, sampler)
+        results[f"samples_per_sec_{sampler}"] = ev.n_samples / seconds
         results[f"nfe_{sampler}"] = sampler_nfe(sampler, spec)
-        for name, value in metrics.evaluate_samples(
-            names, x, parts.data, inception=spec.eval.inception
-        ).items():
-            results[f"{name}_{sampler}"] = value
-        if spec.eval.grid:  # drawn apart, with the trial's seed: Model.sample redraws it
-            grid = generate(parts, sampler, spec.eval.grid, seed=spec.seed)
-            save_grid(grid, out_dir / f"samples_{sampler}.png", spec.eval.grid)
-    results["n_samples"] = spec.eval.n_samples
+        results.update({f"{name}_{sampler}": value for name, value in values.items()})
+        if ev.bootstrap:  # the noise of a mean over sample_seeds independent sample sets
+            sd = metrics.bootstrap_sd(names, x, parts.data, ev.bootstrap, spec.seed, ev.inception)
+            scale = math.sqrt(ev.sample_seeds)
+            results.update({f"{n}_{sampler}_{metrics.EVALSD}": v / scale for n, v in sd.items()})
+        if ev.grid:  # drawn apart, with the trial's seed: Model.sample redraws it
+            grid = generate(parts, sampler, ev.grid, seed=spec.seed)
+            save_grid(grid, out_dir / f"samples_{sampler}.png", ev.grid)
+    for row, reference in ((metrics.FLOOR, metrics.floor), (metrics.UNIFORM, metrics.uniform)):
+        values = reference(names, parts.data, ev.n_samples, inception=ev.inception)
+        results.update({f"{name}_{row}": value for name, value in values.items()})
+    results["n_samples"] = ev.n_samples
     return results

@@ -19,6 +19,7 @@ from scm_bench.core.ema import ema_update
 from scm_bench.spec.schema import TrialSpec
 from scm_bench.train.evaluate import evaluate
 from scm_bench.train.model import export_model
+from scm_bench.train.provenance import hardware, package_commit, versions
 from scm_bench.train.setup import Parts, build_parts
 
 
@@ -117,6 +118,12 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def provenance() -> dict:
+    """What this trial ran on, recorded in its result.json: the commit of the package's checkout
+    ('+dirty' with uncommitted changes; None when installed), package versions and hardware."""
+    return {"commit": package_commit(), "versions": versions(), "hardware": hardware()}
 
 
 def train_trial(
@@ -227,5 +234,6 @@ def train_trial(
     result["peak_mem_mb"] = peak_memory_mb(parts.device)
     result["wall_time"] = time.perf_counter() - start_wall
     result["device"] = str(parts.device)
+    result.update(provenance())
     rundir.write_json(out_dir / "result.json", result)
     return result

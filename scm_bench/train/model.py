@@ -23,6 +23,7 @@ from scm_bench.core.sampling import consistency_times, sample_consistency, sampl
 from scm_bench.errors import ModelError
 from scm_bench.nets import build_net
 from scm_bench.spec.schema import TrialSpec
+from scm_bench.train.grids import save_samples
 
 FORMAT, VERSION = "scm-bench model", 1
 WEIGHTS = "ema"  # which weights model.pt holds: the EMA network, the one the run sampled from
@@ -216,3 +217,21 @@ def find_trial(
     if not trial_dir.is_dir():  # a search proposal: trials/search-<digest of its spec>
         trial_dir = run_dir / "trials" / f"search-{str(row['trial_id']).rsplit('-', 1)[-1]}"
     return trial_dir
+
+
+def sample_to_file(
+    source: Path, out: Path, variant: str | None, seed: int | None, teacher: bool,
+    steps: int | None, n: int | None, noise_seed: int, device: str,
+) -> str:  # fmt: skip
+    """`scm-bench sample`: samples of a model file, a trial folder or a run's trial (picked by
+    variant and seed) written as a .png grid or .npz arrays; returns the line to print."""
+    if (source / "results.csv").is_file():  # a run: pick the trial
+        source = find_trial(source, variant, seed, teacher)
+    elif variant is not None or seed is not None or teacher:
+        why = "pick a trial of a run directory (the noise seed is --noise-seed)"
+        raise ModelError(f"{source}: --variant, --seed and --teacher {why}")
+    model = load_model(source, device)
+    n = n or model.spec.eval.grid or 64
+    save_samples(model.sample(n, steps, noise_seed), out, model.default_labels(n))
+    how = "ODE solver" if model.method == "teacher" else f"{steps or 1}-step sampling"
+    return f"wrote {out}: {n} samples of {source} ({model.method}, EMA weights, {how})"
