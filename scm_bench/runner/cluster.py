@@ -32,6 +32,11 @@ def use_token_auth(address: str) -> None:
         return
     if token_available():
         os.environ["RAY_AUTH_MODE"] = "token"
+        # `import ray` has read RAY_AUTH_MODE already; refresh Ray's cached config so this
+        # process (and the Ray Client channel) sends the token, as Ray's own auto-connect does.
+        from ray._raylet import Config
+
+        Config.initialize("")
         return
     raise RunError(
         f"--address {address}: no Ray auth token found; copy the head's token (`ray "
