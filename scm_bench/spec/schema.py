@@ -25,6 +25,7 @@ from pydantic import (
 
 from scm_bench.core.jvp import JVPBackend, JVPConfig, JVPOrdering, JVPPrecision
 from scm_bench.core.losses import Method
+from scm_bench.core.precision import TrainPrecision
 from scm_bench.core.sampling import SAMPLER_NAME, Solver
 from scm_bench.core.tangent import TangentConfig, TangentMode, TangentNorm
 from scm_bench.core.trigflow import Proposal
@@ -186,6 +187,9 @@ class TrainSpec(Section):
     label_dropout: StrictFloat = Field(
         0.1, ge=0, le=1, description="Teacher: probability of dropping the label (for CFG)."
     )
+    precision: TrainPrecision = Field(
+        "float32", description="Training forward under autocast; the JVP keeps jvp.precision."
+    )
 
 
 class TeacherSpec(Section):
@@ -276,12 +280,9 @@ class TrialSpec(Section):
         Student-only sections (and the attention JVP) are reset to defaults so students
         differing only in those share one teacher (and one cache entry).
         """
+        teach = self.teacher
         train = self.train.model_copy(
-            update={
-                "steps": self.teacher.steps,
-                "lr": self.teacher.lr,
-                "batch_size": self.teacher.batch_size,
-            }
+            update={"steps": teach.steps, "lr": teach.lr, "batch_size": teach.batch_size}
         )
         return TrialSpec(
             method="teacher",
