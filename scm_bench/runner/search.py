@@ -10,9 +10,10 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from scm_bench import metrics, rundir
-from scm_bench.runner.progress import Progress
+from scm_bench.runner.progress import Progress, relayed
 from scm_bench.runner.results import result_row
 from scm_bench.runner.trainable import Job, teacher_dir, trainable
+from scm_bench.runner.workers import trial_resources
 from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.spec.ablation import SearchParam
 from scm_bench.spec.expand import trial_id
@@ -45,36 +46,37 @@ def tune_search(
     ``TrialSpec.override`` in the worker and gets the teacher its settings imply."""
     job = Job(
         f"{spec.name}-search", base.spec, out_dir / "trials", cache, threads,
-        metric=spec.search.metric,
+        metric=spec.search.metric, resources=spec.resources,
     )  # fmt: skip
     mode = direction(spec)
     searcher = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=base.seed))
     concurrency = max_concurrent or 1
     echo(f"search: {spec.search.num_samples} Optuna trial(s) on {spec.search.metric} ({mode})")
-    tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(trainable, jobs={job.trial_id: job}),
-            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-        ),
-        param_space={
-            "trial_id": job.trial_id,
-            "params": {p: domain(v) for p, v in spec.search.params.items()},
-        },
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            num_samples=spec.search.num_samples,
-            metric=spec.search.metric,
-            mode=mode,
-            max_concurrent_trials=concurrency,
-        ),
-        run_config=tune.RunConfig(
-            name="search",
-            storage_path=str(out_dir / "ray"),
-            verbose=0,
-            callbacks=[Progress("search", spec.search.num_samples, concurrency, echo)],
-        ),
-    )
-    grid = tuner.fit()
+    with relayed(echo) as say:  # Progress's lines, also under Ray Client
+        tuner = tune.Tuner(
+            tune.with_resources(
+                tune.with_parameters(trainable, jobs={job.trial_id: job}),
+                trial_resources(spec.resources),
+            ),
+            param_space={
+                "trial_id": job.trial_id,
+                "params": {p: domain(v) for p, v in spec.search.params.items()},
+            },
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                num_samples=spec.search.num_samples,
+                metric=spec.search.metric,
+                mode=mode,
+                max_concurrent_trials=concurrency,
+            ),
+            run_config=tune.RunConfig(
+                name="search",
+                storage_path=str(out_dir / "ray"),
+                verbose=0,
+                callbacks=[Progress("search", spec.search.num_samples, concurrency, say)],
+            ),
+        )
+        grid = tuner.fit()
     best = grid.get_best_result(metric=spec.search.metric, mode=mode, filter_nan_and_inf=True)
     value = best.metrics.get(spec.search.metric, math.nan) if best else math.nan
     params = best.config.get("params", {}) if best else {}

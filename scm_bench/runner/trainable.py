@@ -1,58 +1,34 @@
-"""The Tune trial: a ``Job`` (a typed trial and where it writes) and the function Tune runs.
+"""The Tune trial: the function Tune runs for a ``Job`` (``runner/job.py``).
 
-Jobs reach the workers through ``tune.with_parameters`` (Ray's object store) as objects: the
-``TrialSpec`` is never turned back into a dict, and the Tune config holds only the trial id
-(and, in search mode, Optuna's proposal), which also names the trial's Tune folder.
+A trial trains in the Tune trial's own process, or, with ``resources.workers > 1``, as a Ray
+Train run that the trial launches and waits for (``runner/workers.py``).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from ray import tune
 
 from scm_bench import rundir
-from scm_bench.runner import live
+from scm_bench.runner.job import Job, Reporting, crash_hook, teacher_dir, train_and_report
+from scm_bench.runner.workers import fit_workers
 from scm_bench.spec import TrialSpec
-from scm_bench.train.loop import train_trial
+
+__all__ = ["Job", "crash_hook", "run_job", "teacher_dir", "trainable"]
 
 
-@dataclass(frozen=True)
-class Job:
-    """What a Tune trial needs: its typed spec and where it writes."""
-
-    trial_id: str
-    spec: TrialSpec
-    dir: Path
-    teacher_cache: Path  # teachers live in <cache>/teacher-<digest of the teacher spec>
-    threads: int = 1
-    crash_at: int | None = None  # testing hook: raise at this step
-    metric: str | None = None  # search mode: the searched column (reported from the start)
-
-
-def teacher_dir(spec: TrialSpec, cache: Path) -> Path | None:
-    """Where the teacher a student needs lives: one folder per distinct teacher spec."""
-    if not spec.needs_teacher():
-        return None
-    return Path(cache) / f"teacher-{spec.teacher_trial().digest()}"
-
-
-def crash_hook(trial_id: str) -> int | None:
-    """Testing hook: SCM_BENCH_CRASH='<substring of trial id>:<step>' crashes matching trials."""
-    hook = os.environ.get("SCM_BENCH_CRASH")
-    if hook:
-        needle, _, step = hook.rpartition(":")
-        if needle in trial_id:
-            return int(step)
-    return None
-
-
-def _scalars(row: dict) -> dict:
-    return {k: v for k, v in row.items() if isinstance(v, int | float | str | bool)}
+def run_job(
+    job: Job, spec: TrialSpec, trial_dir: Path, tdir: Path | None, reporting: Reporting | None
+) -> None:
+    """Train in this process, or as a Ray Train run of ``job.resources.workers`` workers (a
+    finished trial only reports its outcome, in this process)."""
+    if job.resources.workers > 1 and not rundir.is_finished(trial_dir):
+        fit_workers(job, spec, trial_dir, tdir, reporting)
+    else:
+        train_and_report(spec, trial_dir, tdir, job.crash_at, reporting, tune.report)
 
 
 def trainable(config: dict, jobs: dict[str, Job]) -> None:
@@ -71,16 +47,8 @@ def trainable(config: dict, jobs: dict[str, Job]) -> None:
         trial_dir = job.dir / f"search-{spec.digest()}"
     tdir = teacher_dir(spec, job.teacher_cache)
     if tdir is not None and not rundir.is_finished(tdir):
-        train_trial(spec.teacher_trial(), tdir)
+        run_job(job, spec.teacher_trial(), tdir, None, None)
     # Search mode: Tune requires the searched metric in every report; NaN until it exists.
     pending = {job.metric: math.nan} if job.metric else {}
     trial_id = f"{job.trial_id}-{spec.digest()}" if "params" in config else job.trial_id
-
-    def on_log(row: dict) -> None:
-        live.export(trial_id, row)
-        tune.report({**pending, **_scalars(row)})
-
-    result = train_trial(spec, trial_dir, tdir, on_log, job.crash_at)
-    live.export(trial_id, {"diverged": float(result["status"] == "diverged")})
-    final = {"status": result["status"], "trial_dir": str(trial_dir), **result.get("metrics", {})}
-    tune.report({**pending, **_scalars(final)})
+    run_job(job, spec, trial_dir, tdir, Reporting(trial_id, pending))
