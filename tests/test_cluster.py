@@ -61,14 +61,15 @@ def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float =
 def head():
     """`ray start --head --block` in its own process group, on free ports and its own temp
     folder; stopped by terminating that process group (never `ray stop`, which would stop
-    every Ray on the machine)."""
+    every Ray on the machine). It declares one GPU, a logical resource here: this machine has
+    none, so trials asking for GPU shares still train on the CPU."""
     if not token_available():
         pytest.skip("no Ray auth token (~/.ray/auth_token): token authentication would be off")
     gcs, client, agent, metrics = free_ports(4)
     temp = Path(tempfile.mkdtemp(prefix="scmray", dir="/tmp"))  # short: socket paths
     log = temp / "head.log"
     cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
-           f"--port={gcs}", "--num-cpus=2", f"--ray-client-server-port={client}",
+           f"--port={gcs}", "--num-cpus=2", "--num-gpus=1", f"--ray-client-server-port={client}",
            "--include-dashboard=false", f"--dashboard-agent-listen-port={agent}",
            f"--metrics-export-port={metrics}", f"--temp-dir={temp}",
            "--disable-usage-stats"]  # fmt: skip
@@ -128,6 +129,26 @@ def test_a_run_on_a_ray_start_cluster_matches_a_local_run(head, form, quickstart
         assert [n for n, _, _ in lines[phase]] == list(range(1, len(names) + 1))
         assert {name for _, name, _ in lines[phase]} == names
         assert {status for _, _, status in lines[phase]} == {"ok"}
+
+
+def test_fractional_gpus_pack_four_trials_on_one_gpu(head, tmp_path):
+    """resources.gpu: 0.25 is accepted by the resource check and by Tune, and four trials
+    share the head's one GPU at once."""
+    spec = tmp_path / "packed.yaml"
+    spec.write_text(
+        f"name: packed\nbase: {ROOT / 'ablations' / 'base' / 'toy2d.yaml'}\n"
+        "trial: {method: sct, student: {init: scratch}, device: cpu, net: {width: 32, depth: 2},\n"
+        "        train: {steps: 30, log_every: 10}, eval: {n_samples: 100, grid: 0}}\n"
+        "axes: {tangent.mode: [normalize, raw]}\nseeds: [0, 1]\n"
+        "resources: {cpu: 0.5, gpu: 0.25}\n"
+    )
+    args = [sys.executable, "-m", "scm_bench.cli", "run", str(spec), "--out",
+            str(tmp_path / "run"), "--address", head["gcs"]]  # fmt: skip
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=clean_env())
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "trials: 4 trial(s), up to 4 at a time" in done.stdout
+    running = [int(m) for m in re.findall(r"(\d+) running", done.stdout)]
+    assert len(running) == 4 and max(running) >= 2, done.stdout  # they overlapped
 
 
 def test_an_address_without_a_token_is_refused_in_one_line(tmp_path):
