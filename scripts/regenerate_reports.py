@@ -45,9 +45,7 @@ def regenerate(name: str, reports: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / name
         run_dir.mkdir()
-        relabel(pd.read_csv(committed / "results.csv")).to_csv(
-            run_dir / "results.csv", index=False
-        )
+        relabel(pd.read_csv(committed / "results.csv")).to_csv(run_dir / "results.csv", index=False)
         spec = load_trials(ROOT / "ablations" / f"{name}.yaml").spec
         made = subprocess.run(
             ["git", "log", "-1", "--format=%h %cs", "--", str(committed / "results.csv")],

@@ -142,28 +142,30 @@ def tangent_of_net(
 
     This is the one place that picks the path. F has no graph either, unless ``keep_graph``
     and the fast path applies (``fast_path_applies``): then F is F_theta with its autograd
-    graph, which callers detect with ``F.requires_grad``.
+    graph, which callers detect with ``F.requires_grad``. Autocast (``train.precision``) is
+    off here: the JVP runs in ``cfg.precision`` only.
     """
-    with torch.no_grad():
-        tx, tt = jvp_tangents(x_t, t, dxdt, sigma_d, cfg.ordering)
-    x_in = x_t / sigma_d
-    if rng is not None and cfg.backend != "finite_difference":
-        rng.restore()
-    dtype = DTYPES[cfg.precision]
-    if fast_path_applies(net, cfg):
-        with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
-            f, df = net.forward_jvp(x_in.to(dtype), tx.to(dtype), t.to(dtype), tt.to(dtype), y)
-    elif cfg.backend == "finite_difference":
+    with torch.autocast(x_t.device.type, enabled=False):
         with torch.no_grad():
-            f, df = finite_difference_jvp(net, x_in, t, y, tx, tt, rng=rng, eps=fd_eps)
-    else:  # autograd, or the fast path's fallback
-        fn = cast_call(net, dtype)
-        with torch.no_grad():
-            f, df = torch.func.jvp(lambda a, b: fn(a, b, y), (x_in, t), (tx, tt))
-    f, df = f.to(x_t.dtype), df.to(x_t.dtype)
-    if cfg.ordering == "naive":
-        df = expand_t(torch.cos(t) * torch.sin(t) * sigma_d, df) * df
-    return f, df
+            tx, tt = jvp_tangents(x_t, t, dxdt, sigma_d, cfg.ordering)
+        x_in = x_t / sigma_d
+        if rng is not None and cfg.backend != "finite_difference":
+            rng.restore()
+        dtype = DTYPES[cfg.precision]
+        if fast_path_applies(net, cfg):
+            with torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
+                f, df = net.forward_jvp(x_in.to(dtype), tx.to(dtype), t.to(dtype), tt.to(dtype), y)
+        elif cfg.backend == "finite_difference":
+            with torch.no_grad():
+                f, df = finite_difference_jvp(net, x_in, t, y, tx, tt, rng=rng, eps=fd_eps)
+        else:  # autograd, or the fast path's fallback
+            fn = cast_call(net, dtype)
+            with torch.no_grad():
+                f, df = torch.func.jvp(lambda a, b: fn(a, b, y), (x_in, t), (tx, tt))
+        f, df = f.to(x_t.dtype), df.to(x_t.dtype)
+        if cfg.ordering == "naive":
+            df = expand_t(torch.cos(t) * torch.sin(t) * sigma_d, df) * df
+        return f, df
 
 
 def finite_difference_jvp(

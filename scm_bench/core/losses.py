@@ -36,13 +36,23 @@ def mean_sq(x: torch.Tensor) -> torch.Tensor:
 
 
 def drop_labels(
-    y: torch.Tensor | None, p: float, null: int, generator: torch.Generator | None = None
+    y: torch.Tensor | None,
+    p: float,
+    null: int,
+    generator: torch.Generator | None = None,
+    keep: torch.Tensor | None = None,  # (B,) bool, True = label kept; None = drawn here
 ) -> torch.Tensor | None:
     """Replace each label by the null class with probability p (classifier-free guidance)."""
     if y is None or p <= 0:
         return y
-    keep = torch.rand(y.shape, generator=generator) >= p
+    if keep is None:
+        keep = label_keep(y.shape[0], p, generator)
     return torch.where(keep.to(y.device), y, torch.full_like(y, null))
+
+
+def label_keep(n: int, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Which of n labels survive a dropout with probability p: (n,) bool."""
+    return torch.rand(n, generator=generator) >= p
 
 
 def guided(
@@ -62,7 +72,15 @@ class _Draws:
     def __init__(self, sigma_d: float, proposal: Proposal):
         self.sigma_d, self.proposal = sigma_d, proposal
 
+    def sample(self, shape, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step 1's random inputs for a batch of ``shape``: t (B,) from the proposal, then
+        z ~ N(0, sigma_d^2 I) of ``shape``, drawn in that order from ``generator``."""
+        t = sample_t(shape[0], self.proposal, self.sigma_d, generator)
+        return t, torch.randn(shape, generator=generator) * self.sigma_d
+
     def draw(self, x0, t=None, z=None, generator=None):
+        if t is None and z is None:
+            t, z = self.sample(x0.shape, generator)
         if t is None:
             t = sample_t(x0.shape[0], self.proposal, self.sigma_d, generator)
         if z is None:
@@ -81,9 +99,9 @@ class TeacherLoss(_Draws):
         super().__init__(sigma_d, proposal)
         self.label_dropout = label_dropout
 
-    def __call__(self, net, x0, y=None, *, t=None, z=None, generator=None):
+    def __call__(self, net, x0, y=None, *, t=None, z=None, keep=None, generator=None):
         t, z, x_t = self.draw(x0, t, z, generator)
-        y = drop_labels(y, self.label_dropout, getattr(net, "num_classes", 0), generator)
+        y = drop_labels(y, self.label_dropout, getattr(net, "num_classes", 0), generator, keep)
         pred = net(x_t / self.sigma_d, t, y)
         loss = mean_sq(pred - velocity(x0, z, t) / self.sigma_d)
         return loss, {"t": t}
@@ -154,11 +172,13 @@ class SCMLoss(_Draws):
         else:
             # Step 4: F^- and cos t sin t sigma_d dF^-/dt (no graph); dropout masks pinned. The
             # fast path with theta^- = stop-gradient(theta) shares one pass: F_theta keeps its
-            # graph.
+            # graph, unless autocast is on (train.precision): the JVP pass stays in
+            # jvp.precision, and F_theta is a second, autocast pass.
+            one_pass = target is None and not torch.is_autocast_enabled(x0.device.type)
             with timer():
                 f, cs_dfdt = tangent_of_net(
                     target if target is not None else net,
-                    x_t, t, dxdt, sd, y, self.jvp, rng=rng, keep_graph=target is None,
+                    x_t, t, dxdt, sd, y, self.jvp, rng=rng, keep_graph=one_pass,
                 )  # fmt: skip
             # Steps 3, 5: warmup ratio r and the tangent g.
             g_raw = scm_tangent(x_t, t, f.detach(), dxdt, cs_dfdt, sd, r)

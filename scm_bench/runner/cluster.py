@@ -12,6 +12,7 @@ from scm_bench.errors import RunError
 from scm_bench.spec import AblationSpec, Trial
 
 LOCAL = "127.0.0.1"
+PACKAGE = Path(__file__).resolve().parents[1]  # the scm_bench package folder
 
 
 def token_available() -> bool:
@@ -32,6 +33,11 @@ def use_token_auth(address: str) -> None:
         return
     if token_available():
         os.environ["RAY_AUTH_MODE"] = "token"
+        # `import ray` has read RAY_AUTH_MODE already; refresh Ray's cached config so this
+        # process (and the Ray Client channel) sends the token, as Ray's own auto-connect does.
+        from ray._raylet import Config
+
+        Config.initialize("")
         return
     raise RunError(
         f"--address {address}: no Ray auth token found; copy the head's token (`ray "
@@ -76,6 +82,8 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     kwargs = {"address": address, "log_to_driver": _verbose, "configure_logging": False}
     if address == "local":  # the node's IP on loopback: its metrics endpoint binds there too
         kwargs.update(include_dashboard=dashboard, dashboard_host=host, _node_ip_address=LOCAL)
+    else:  # the cluster runs this driver's scm_bench, not whatever its nodes have installed
+        kwargs.update(runtime_env={"py_modules": [str(PACKAGE)]})
     ctx = ray.init(**kwargs)
     if dashboard:
         url = f"http://{ctx.dashboard_url}" if ctx.dashboard_url else "(dashboard not available)"
@@ -95,19 +103,41 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
 
 
 def check_resources(spec: AblationSpec, trials: list[Trial]) -> None:
-    gpus = ray.cluster_resources().get("GPU", 0)
-    if spec.resources.gpu > gpus:
+    check_workers(spec, trials)
+    res, gpus = spec.resources, ray.cluster_resources().get("GPU", 0)
+    if res.gpu * res.workers > gpus:
         raise RunError(
-            f"resources.gpu: {spec.resources.gpu} GPU per trial asked, but the Ray "
-            f"cluster has {gpus:g}; set resources.gpu: 0 or use --address with a GPU "
+            f"resources.gpu: {res.gpu:g} GPU per trial (x {res.workers} worker(s)) asked, but "
+            f"the Ray cluster has {gpus:g}; set resources.gpu: 0 or use --address with a GPU "
             "cluster"
         )
     if gpus == 0 and any(t.spec.device == "cuda" for t in trials):
         raise RunError(
             "trial.device: cuda asked, but the Ray cluster has no GPU; use device: auto or cpu"
         )
-    if spec.resources.cpu > ray.cluster_resources().get("CPU", 0):
+    if res.cpu * res.workers > ray.cluster_resources().get("CPU", 0):
         raise RunError(
-            f"resources.cpu: {spec.resources.cpu} CPUs per trial asked, but the "
-            f"cluster has {ray.cluster_resources().get('CPU', 0):g}"
+            f"resources.cpu: {res.cpu:g} CPUs per trial (x {res.workers} worker(s)) asked, but "
+            f"the cluster has {ray.cluster_resources().get('CPU', 0):g}"
         )
+
+
+def check_workers(spec: AblationSpec, trials: list[Trial]) -> None:
+    """Multi-worker trials: whole GPUs (NCCL runs one worker per GPU) and global batches that
+    split evenly between the workers."""
+    n = spec.resources.workers
+    if n > 1 and 0 < spec.resources.gpu < 1:
+        raise RunError(
+            f"resources.gpu: {spec.resources.gpu:g} with resources.workers: {n}; multi-worker "
+            "trials need whole GPUs (NCCL: one worker per GPU); use gpu: 1 or workers: 1"
+        )
+    for t in trials:
+        sizes = {"train.batch_size": t.spec.train.batch_size}
+        if t.spec.needs_teacher():
+            sizes["teacher.batch_size"] = t.spec.teacher.batch_size
+        for path, size in sizes.items():
+            if size % n:
+                raise RunError(
+                    f"{path}: {size} does not split between resources.workers: {n}; use a "
+                    "multiple of the number of workers"
+                )

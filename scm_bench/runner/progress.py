@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+import ray
 from ray import tune
+from ray.util.queue import Empty, Queue
 
 
 def fmt_seconds(s: float) -> str:
@@ -68,3 +73,31 @@ class Progress(tune.Callback):
         if "params" in trial.config and result.get("trial_dir"):
             name = result["trial_dir"].rsplit("/", 1)[-1]
         return name
+
+
+@contextmanager
+def relayed(echo: Callable[[str], None]) -> Iterator[Callable[[str], None]]:
+    """The ``echo`` to give Tune callbacks such as ``Progress``. Under Ray Client, Tune runs its
+    loop, callbacks included, on the cluster, where printing reaches nobody: their lines then
+    go through a Ray queue that a driver thread echoes (as Tune relays its own reporter)."""
+    if not ray.util.client.ray.is_connected():
+        yield echo
+        return
+    queue, stop = Queue(actor_options={"num_cpus": 0}), threading.Event()
+
+    def pump() -> None:
+        while True:
+            try:
+                echo(queue.get(timeout=0.5))
+            except Empty:
+                if stop.is_set():
+                    return
+
+    thread = threading.Thread(target=pump, name="scm-bench-progress", daemon=True)
+    thread.start()
+    try:
+        yield queue.put
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        queue.shutdown()

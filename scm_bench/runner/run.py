@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,10 +24,11 @@ from scm_bench.lock import RunLock
 from scm_bench.report import write_report
 from scm_bench.report.table import long_results
 from scm_bench.runner.cluster import check_resources, connect
-from scm_bench.runner.progress import Progress
+from scm_bench.runner.progress import Progress, relayed
 from scm_bench.runner.results import result_row
 from scm_bench.runner.search import search_rows, tune_search
 from scm_bench.runner.trainable import Job, crash_hook, teacher_dir, trainable
+from scm_bench.runner.workers import max_trials, trial_resources
 from scm_bench.safe_files import read_json_or_none
 from scm_bench.spec import AblationSpec, Trial
 from scm_bench.spec.check import preflight
@@ -61,31 +63,31 @@ def tune_jobs(
     """Run jobs as one Tune experiment; errored ones get a 'failed' result.json."""
     if not jobs:
         return
-    cpus = ray.cluster_resources().get("CPU", 1)
-    concurrency = max_concurrent or max(1, int(cpus // spec.resources.cpu))
+    concurrency = max_concurrent or max_trials(spec.resources, ray.cluster_resources())
     echo(f"{phase}: {len(jobs)} trial(s), up to {concurrency} at a time")
-    by_id = {j.trial_id: j for j in jobs}
-    tuner = tune.Tuner(
-        tune.with_resources(
-            tune.with_parameters(trainable, jobs=by_id),
-            {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-        ),
-        param_space={"trial_id": tune.grid_search(list(by_id))},
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=concurrency,
-            reuse_actors=True,
-            trial_dirname_creator=tune_dirname,
-            trial_name_creator=tune_trialname,
-        ),
-        run_config=tune.RunConfig(
-            name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
-            storage_path=str(storage),
-            failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-            callbacks=[Progress(phase, len(jobs), concurrency, echo), *callbacks],
-            verbose=0,
-        ),
-    )
-    for res in tuner.fit():
+    by_id = {j.trial_id: replace(j, resources=spec.resources) for j in jobs}
+    with relayed(echo) as say:  # Progress's lines, also under Ray Client
+        tuner = tune.Tuner(
+            tune.with_resources(
+                tune.with_parameters(trainable, jobs=by_id), trial_resources(spec.resources)
+            ),
+            param_space={"trial_id": tune.grid_search(list(by_id))},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=concurrency,
+                reuse_actors=True,
+                trial_dirname_creator=tune_dirname,
+                trial_name_creator=tune_trialname,
+            ),
+            run_config=tune.RunConfig(
+                name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
+                storage_path=str(storage),
+                failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
+                callbacks=[Progress(phase, len(jobs), concurrency, say), *callbacks],
+                verbose=0,
+            ),
+        )
+        grid = tuner.fit()
+    for res in grid:
         job = by_id[res.config["trial_id"]]
         if res.error is not None and not rundir.is_finished(job.dir):
             err = "".join(traceback.format_exception_only(type(res.error), res.error)).strip()

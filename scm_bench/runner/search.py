@@ -14,9 +14,10 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from scm_bench import metrics, rundir
-from scm_bench.runner.progress import Progress
+from scm_bench.runner.progress import Progress, relayed
 from scm_bench.runner.results import result_row
 from scm_bench.runner.trainable import Job, teacher_dir, trainable
+from scm_bench.runner.workers import max_trials, trial_resources
 from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.spec.ablation import SearchParam
 from scm_bench.spec.expand import slug
@@ -89,7 +90,7 @@ def tune_search(
     ``TrialSpec.override`` in the worker and gets the teacher its settings imply."""
     job = Job(
         f"{spec.name}-search", base.spec, out_dir / "trials", cache, threads,
-        metric=spec.search.metric,
+        metric=spec.search.metric, resources=spec.resources,
     )  # fmt: skip
     mode = direction(spec)
     storage = study_storage(out_dir)
@@ -102,14 +103,13 @@ def tune_search(
     searcher = OptunaSearch(sampler=sampler, storage=storage, study_name=spec.name)
     done = finished_proposals(study)
     todo = max(0, spec.search.num_samples - done)
-    cpus = ray.cluster_resources().get("CPU", 1)
-    concurrency = max_concurrent or max(1, int(cpus // spec.resources.cpu))
+    concurrency = max_concurrent or max_trials(spec.resources, ray.cluster_resources())
     echo(f"search: {todo} Optuna proposal(s) on {spec.search.metric} ({mode}), {done} done")
-    if todo:
+    with relayed(echo) as say:  # Progress's lines, also under Ray Client
         tuner = tune.Tuner(
             tune.with_resources(
                 tune.with_parameters(trainable, jobs={job.trial_id: job}),
-                {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
+                trial_resources(spec.resources),
             ),
             param_space={
                 "trial_id": job.trial_id,
@@ -128,10 +128,11 @@ def tune_search(
                 name=f"search-{time.strftime('%Y%m%d-%H%M%S')}",
                 storage_path=str(out_dir / "ray"),
                 verbose=0,
-                callbacks=[Progress("search", todo, concurrency, echo), *callbacks],
+                callbacks=[Progress("search", todo, concurrency, say), *callbacks],
             ),
         )
-        tuner.fit()
+        if todo:
+            tuner.fit()
     write_best(spec, study, out_dir, echo)
 
 

@@ -1,16 +1,13 @@
-"""The Tune trial: a ``Job`` (a typed trial and where it writes) and the function Tune runs.
+"""The Tune trial: the function Tune runs for a ``Job`` (``runner/job.py``).
 
-Jobs reach the workers through ``tune.with_parameters`` (Ray's object store) as objects: the
-``TrialSpec`` is never turned back into a dict, and the Tune config holds only the trial id
-(and, in search mode, Optuna's proposal), which also names the trial's Tune folder.
+A trial trains in the Tune trial's own process, or, with ``resources.workers > 1``, as a Ray
+Train run that the trial launches and waits for (``runner/workers.py``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,100 +15,64 @@ from ray import tune
 
 from scm_bench import rundir
 from scm_bench.lock import LockedError, RunLock
-from scm_bench.runner import live
+from scm_bench.runner.job import Job, Reporting, crash_hook, teacher_dir, train_and_report
+from scm_bench.runner.workers import fit_workers
 from scm_bench.spec import TrialSpec
 from scm_bench.spec.expand import trial_id
-from scm_bench.train.loop import train_trial
+
+__all__ = ["Job", "crash_hook", "run_job", "teacher_dir", "trainable"]
 
 
-@dataclass(frozen=True)
-class Job:
-    """What a Tune trial needs: its typed spec and where it writes."""
-
-    trial_id: str
-    spec: TrialSpec
-    dir: Path
-    teacher_cache: Path  # teachers live in <cache>/teacher-<digest of the teacher spec>
-    threads: int = 1
-    crash_at: int | None = None  # testing hook: raise at this step
-    metric: str | None = None  # search mode: the searched column (reported from the start)
+def run_job(
+    job: Job, spec: TrialSpec, trial_dir: Path, tdir: Path | None, reporting: Reporting | None
+) -> None:
+    """Train in this process, or as a Ray Train run of ``job.resources.workers`` workers (a
+    finished trial only reports its outcome, in this process)."""
+    if job.resources.workers > 1 and not rundir.is_finished(trial_dir):
+        fit_workers(job, spec, trial_dir, tdir, reporting)
+    else:
+        train_and_report(spec, trial_dir, tdir, job.crash_at, reporting, tune.report)
 
 
-def teacher_dir(spec: TrialSpec, cache: Path) -> Path | None:
-    """Where the teacher a student needs lives: one folder per distinct teacher spec."""
-    if not spec.needs_teacher():
-        return None
-    return Path(cache) / f"teacher-{spec.teacher_trial().digest()}"
-
-
-def train_once(spec: TrialSpec, folder: Path, **kw) -> dict:
-    """``train_trial`` in ``folder`` by one process at a time: a teacher folder of the shared
-    cache may be wanted by several trials or runs at once; the others wait, then read its
-    outcome (``train_trial`` returns a finished trial's result without training)."""
+def run_once(job: Job, spec: TrialSpec, folder: Path, reporting: Reporting | None = None) -> None:
+    """``run_job`` for a teacher of the shared cache, which several trials or runs may want at
+    once: one process trains it, the others wait, then read (and report) its outcome."""
     while True:
         try:
             with RunLock(folder):
-                return train_trial(spec, folder, **kw)
+                return run_job(job, spec, folder, None, reporting)
         except LockedError:
             time.sleep(2)
 
 
-def ensure_teacher(spec: TrialSpec, cache: Path) -> Path | None:
-    """The folder of the teacher ``spec`` needs, trained here unless it is cached."""
-    tdir = teacher_dir(spec, cache)
-    if tdir is not None and not rundir.is_finished(tdir):
-        train_once(spec.teacher_trial(), tdir)
-    return tdir
-
-
-def search_trial_id(name: str, spec: TrialSpec, params: dict) -> str:
-    """A search proposal's trial id (and folder name): named by its parameters, like an axis."""
-    return trial_id(name, params, spec.seed, spec)
-
-
-def crash_hook(trial_id: str) -> int | None:
-    """Testing hook: SCM_BENCH_CRASH='<substring of trial id>:<step>' crashes matching trials."""
-    hook = os.environ.get("SCM_BENCH_CRASH")
-    if hook:
-        needle, _, step = hook.rpartition(":")
-        if needle in trial_id:
-            return int(step)
-    return None
-
-
-def _scalars(row: dict) -> dict:
-    return {k: v for k, v in row.items() if isinstance(v, int | float | str | bool)}
+def proposal(job: Job, params: dict) -> tuple[TrialSpec, str]:
+    """A search proposal applied with ``TrialSpec.override`` (numpy scalars from the search
+    space become plain values) and its trial id, named by its parameters like an axis."""
+    params = {k: getattr(v, "item", lambda v=v: v)() for k, v in params.items()}
+    spec = job.spec.override(params, "search proposal")
+    return spec, trial_id(job.trial_id.removesuffix("-search"), params, spec.seed, spec)
 
 
 def trainable(config: dict, jobs: dict[str, Job]) -> None:
     """Tune entry point: train one trial in its own directory, reporting each history row.
 
-    Search mode: Optuna's proposal (``config["params"]``) is applied with
-    ``TrialSpec.override``; a proposal that changes a teacher-side setting gets (and, if it is
-    not cached yet, trains) its own teacher.
+    Search mode: Optuna's proposal (``config["params"]``) gets (and, if it is not cached yet,
+    trains) the teacher its settings imply.
     """
     job = jobs[config["trial_id"]]
     torch.set_num_threads(job.threads)
     spec, trial_dir, name = job.spec, job.dir, job.trial_id
-    if "params" in config:  # numpy scalars from the search space become plain Python values
-        params = {k: getattr(v, "item", lambda v=v: v)() for k, v in config["params"].items()}
-        spec = spec.override(params, "search proposal")
-        name = search_trial_id(job.trial_id.removesuffix("-search"), spec, params)
+    if "params" in config:
+        spec, name = proposal(job, config["params"])
         trial_dir = job.dir / name
-    tdir = ensure_teacher(spec, job.teacher_cache)
+    tdir = teacher_dir(spec, job.teacher_cache)
+    if tdir is not None and not rundir.is_finished(tdir):
+        run_once(job, spec.teacher_trial(), tdir)
     if tdir is not None and rundir.trial_outcome(tdir)["status"] != "ok":
         raise RuntimeError(f"teacher {tdir.name} {rundir.trial_outcome(tdir)['status']}")
     # Search mode: Tune requires the searched metric in every report; NaN until it exists.
-    pending = {job.metric: math.nan} if job.metric else {}
-
-    # timesteps_total = the optimizer step: the x axis of TensorBoard (TBX) and MLflow curves.
-    def on_log(row: dict) -> None:
-        live.export(name, row)
-        tune.report({**pending, **_scalars(row), "timesteps_total": row["step"]})
-
-    train = train_once if spec.method == "teacher" else train_trial  # teachers: a shared cache
-    result = train(spec, trial_dir, teacher_dir=tdir, on_log=on_log, crash_at=job.crash_at)
-    live.export(name, {"diverged": float(result["status"] == "diverged")})
-    final = {"status": result["status"], "trial_dir": str(trial_dir), **result.get("metrics", {})}
-    final["timesteps_total"] = result["steps_done"]
-    tune.report({**pending, **_scalars(final)})
+    reporting = Reporting(name, {job.metric: math.nan} if job.metric else {})
+    if spec.method == "teacher":  # a teacher job of the shared cache
+        run_once(job, spec, trial_dir, reporting)
+    else:
+        run_job(job, spec, trial_dir, tdir, reporting)

@@ -15,7 +15,16 @@ from scm_bench.spec.schema import Section
 class Resources(Section):
     cpu: StrictFloat = Field(1.0, gt=0, description="CPUs reserved per trial (also torch threads).")
     gpu: StrictFloat = Field(
-        0.0, ge=0, description="GPUs per trial; refused up front if none exist."
+        0.0,
+        ge=0,
+        description="GPUs per trial (per worker); a fraction such as 0.25 packs small trials on "
+        "one GPU; refused up front if the cluster has too few.",
+    )
+    workers: StrictInt = Field(
+        1,
+        ge=1,
+        description="Data-parallel workers per trial (Ray Train; gloo on CPU, NCCL on GPU), each "
+        "with cpu and gpu above; train.batch_size is the global batch, split between them.",
     )
 
 

@@ -216,12 +216,9 @@ class TrialSpec(Section):
         Student-only sections (and the attention JVP) are reset to defaults so students
         differing only in those share one teacher (and one cache entry).
         """
+        teach = self.teacher
         train = self.train.model_copy(
-            update={
-                "steps": self.teacher.steps,
-                "lr": self.teacher.lr,
-                "batch_size": self.teacher.batch_size,
-            }
+            update={"steps": teach.steps, "lr": teach.lr, "batch_size": teach.batch_size}
         )
         return TrialSpec(
             method="teacher",

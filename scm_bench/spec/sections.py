@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
+from scm_bench.core.precision import TrainPrecision
 from scm_bench.core.sampling import SAMPLER_NAME, Solver
 from scm_bench.core.trigflow import Proposal
 
@@ -51,6 +52,9 @@ class TrainSpec(Section):
     )
     label_dropout: StrictFloat = Field(
         0.1, ge=0, le=1, description="Teacher: probability of dropping the label (for CFG)."
+    )
+    precision: TrainPrecision = Field(
+        "float32", description="Training forward under autocast; the JVP keeps jvp.precision."
     )
 
 

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from scm_bench import rundir
-from scm_bench.core.ema import ema_update
+from scm_bench.core.precision import MixedPrecision
 from scm_bench.spec.schema import TrialSpec
 from scm_bench.train.evaluate import evaluate
 from scm_bench.train.model import export_model
+from scm_bench.train.parallel import World
 from scm_bench.train.provenance import hardware, package_commit, versions
 from scm_bench.train.setup import Parts, build_parts
+from scm_bench.train.step import Stopwatch, draw_inputs, ema_decay, nonfinite_grad, train_step
+
+__all__ = ["Stopwatch", "ema_decay", "nonfinite_grad", "train_trial"]  # (moved to train/step.py)
 
 
 class Window:
@@ -56,40 +59,11 @@ class Window:
         return out
 
 
-class Stopwatch:
-    """Seconds spent inside ``with stopwatch():`` blocks (CUDA synchronized around each)."""
-
-    def __init__(self, device: torch.device):
-        self.cuda, self.seconds = device.type == "cuda", 0.0
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        if self.cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            if self.cuda:
-                torch.cuda.synchronize()
-            self.seconds += time.perf_counter() - start
-
-
-def nonfinite_grad(module: torch.nn.Module) -> str | None:
-    """Name of the first parameter with a non-finite gradient, if any."""
-    for name, p in module.named_parameters():
-        if p.grad is not None and not torch.isfinite(p.grad).all():
-            return name
-    return None
-
-
-def ema_decay(decay: float, step: int) -> float:
-    """EMA decay with warmup: min(decay, (1 + step) / (10 + step)), so short runs track the net."""
-    return min(decay, (1 + step) / (10 + step))
-
-
-def state_of(parts: Parts, step: int, gen: torch.Generator, window: Window) -> dict:
+def state_of(
+    parts: Parts, step: int, gen: torch.Generator, window: Window, amp: MixedPrecision
+) -> dict:
     return {
+        "amp": amp.state_dict(),  # float16: the loss scale
         "step": step,
         "window": vars(window),  # the open logging window, so resumed history rows match
         "net": parts.net.state_dict(),
@@ -101,7 +75,10 @@ def state_of(parts: Parts, step: int, gen: torch.Generator, window: Window) -> d
     }
 
 
-def restore(parts: Parts, ckpt: dict, gen: torch.Generator, window: Window) -> int:
+def restore(
+    parts: Parts, ckpt: dict, gen: torch.Generator, window: Window, amp: MixedPrecision
+) -> int:
+    amp.load_state_dict(ckpt.get("amp"))
     parts.net.load_state_dict(ckpt["net"])
     parts.ema.load_state_dict(ckpt["ema"])
     if parts.adaptive is not None:
@@ -150,15 +127,17 @@ def train_trial(
 
     # Setup, or resume from the last checkpoint.
     parts = build_parts(spec, teacher_dir)
+    world = World.current()  # data-parallel workers (resources.workers); rank 0 owns out_dir
+    world.check_batch(spec.train.batch_size, "train.batch_size")
+    amp = MixedPrecision(spec.train.precision, parts.device)
     gen = torch.Generator().manual_seed(spec.seed)
     ckpt_path, hist_path = out_dir / "checkpoint.pt", out_dir / "history.jsonl"
     step, window = 0, Window()
-    ckpt = rundir.load_checkpoint(ckpt_path)
+    ckpt = world.broadcast(rundir.load_checkpoint(ckpt_path) if world.main else None)
     if ckpt is not None:
-        step = restore(parts, ckpt, gen, window)
+        step = restore(parts, ckpt, gen, window, amp)
     rundir.truncate_history(hist_path, step)
     result = {"status": "ok", "steps_done": step, "diverged_step": None, "diverged_what": None}
-    sync = torch.cuda.synchronize if parts.device.type == "cuda" else None
 
     # Training steps.
     parts.net.train()
@@ -166,54 +145,10 @@ def train_trial(
         step += 1
         if crash_at is not None and step == crash_at:
             raise RuntimeError(f"injected crash at step {step}")
-        t0 = time.perf_counter()
-        x0, y = parts.data.batch(spec.train.batch_size, gen)
-        x0 = x0.to(parts.device)
-        y = None if y is None else y.to(parts.device)
-        if spec.method == "teacher":
-            loss, diag = parts.loss(parts.net, x0, y, generator=gen)
-        else:
-            target = parts.ema if spec.student.target == "ema" else None
-            jvp_clock = Stopwatch(parts.device)  # the JVP pass (one pass: with F_theta)
-            loss, diag = parts.loss(
-                parts.net, x0, y, step=step, target=target, generator=gen, timer=jvp_clock
-            )
-            diag["jvp_time"] = jvp_clock.seconds
-        loss = loss.mean()
-        bad = None if torch.isfinite(loss) else "loss"
-        if bad is None:
-            parts.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            bad = nonfinite_grad(parts.net)
-            if bad is None and parts.adaptive is not None:  # w_phi is optimized too
-                bad = (name := nonfinite_grad(parts.adaptive)) and f"adaptive.{name}"
-            bad = f"grad:{bad}" if bad else None
+        values, diag, bad = train_step(parts, draw_inputs(parts, gen, world), step, world, amp)
         if bad is not None:
-            if "nonfinite_tangent" in diag and diag["nonfinite_tangent"].sum() > 0:
-                bad += " (non-finite tangent)"
             result.update(status="diverged", diverged_step=step, diverged_what=bad)
             break
-        grad_norm = float(
-            torch.nn.utils.get_total_norm(
-                [p.grad for p in parts.net.parameters() if p.grad is not None]
-            )
-        )
-        parts.opt.step()
-        ema_update(parts.ema, parts.net, ema_decay(spec.train.ema_decay, step))
-        if sync:
-            sync()
-        values = {
-            "loss": float(loss.detach()),
-            "grad_norm": grad_norm,
-            "step_time": time.perf_counter() - t0,
-        }
-        for k in ("g_norm", "jvp_norm", "nonfinite_tangent", "weight"):
-            if k in diag:
-                values[k] = float(diag[k].float().mean())
-        if "jvp_time" in diag:
-            values["jvp_time"] = diag["jvp_time"]
-        if spec.method != "teacher":
-            values["r"] = parts.loss.warmup_ratio(step)
         window.add(values, diag)
 
         # Logging and checkpointing.
@@ -224,11 +159,11 @@ def train_trial(
                 on_log(row)
             window = Window()
         if step % spec.train.checkpoint_every == 0 or step == spec.train.steps:
-            rundir.save_checkpoint(ckpt_path, state_of(parts, step, gen, window))
+            rundir.save_checkpoint(ckpt_path, state_of(parts, step, gen, window, amp))
     result["steps_done"] = step if result["status"] == "ok" else step - 1
 
     # Evaluation of a finished trial.
-    if result["status"] == "ok":
+    if result["status"] == "ok" and world.main:  # rank 0 evaluates for all workers
         result["metrics"] = evaluate(parts, out_dir)
         export_model(parts, out_dir / rundir.MODEL_FILE)  # the sampling net: load_model()
     result["peak_mem_mb"] = peak_memory_mb(parts.device)
