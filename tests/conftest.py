@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -54,4 +55,19 @@ def quickstart_run(ray_cluster, tmp_path_factory):
     loaded = load_trials(ROOT / "ablations" / "quickstart.yaml", FAST)
     spec, trials = loaded.spec, loaded.trials
     df = run(spec, trials, base / "run", teacher_cache=base / "teachers", echo=lambda *_: None)
+    # The trials' live metrics leave Ray's endpoint within seconds of their workers exiting;
+    # keep what it exports now for the runner test, whichever test first asked for this run.
+    ids = [t.trial_id for t in trials]
+    (base / "live_metrics.prom").write_text(scrape(ray_cluster["metrics_port"], ids))
     return base / "run", trials, df
+
+
+def scrape(port: int, wanted: list[str], wait: float = 30.0) -> str:
+    """Ray's Prometheus export, read until it names one of ``wanted`` (or ``wait`` s passed)."""
+    import urllib.request
+
+    deadline, text = time.time() + wait, ""
+    while time.time() < deadline and not any(w in text for w in wanted):
+        time.sleep(1)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return text

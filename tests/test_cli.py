@@ -110,8 +110,19 @@ def test_expand_into_a_closed_pipe_ends_quietly():
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
-def test_runs_are_quiet_unless_verbose(capfd):
-    """Optuna's study line and Ray's token notice are the real ones, silenced and restored."""
+class Grab(logging.Handler):
+    """Collects the messages a logger lets through (whatever stream its own handler uses)."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_runs_are_quiet_unless_verbose():
+    """Optuna's study line and Ray's token notice are the real ones, silenced and let through."""
     import optuna
     from ray._private.authentication import authentication_token_setup as token
 
@@ -119,15 +130,22 @@ def test_runs_are_quiet_unless_verbose(capfd):
 
     levels = {name: logging.getLogger(name).level for name in QUIET}
     optuna_level = optuna.logging.get_verbosity()
+    grab = Grab()
+    loggers = [logging.getLogger("optuna"), logging.getLogger(token.__name__)]
+    for logger in loggers:
+        logger.addHandler(grab)
     try:
         for verbose in (False, True):
+            grab.messages.clear()
             set_verbosity(verbose)
             optuna.create_study()
             token._warn_token_auth_enabled()  # what a local ray.init() logs
-            logs = "".join(capfd.readouterr())
+            logs = "\n".join(grab.messages)
             assert ("A new study created" in logs) is verbose
             assert ("Token authentication is enabled" in logs) is verbose
     finally:
+        for logger in loggers:
+            logger.removeHandler(grab)
         set_verbosity(False)
         optuna.logging.set_verbosity(optuna_level)
         for name, level in levels.items():
