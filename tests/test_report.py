@@ -301,7 +301,7 @@ def test_index_links_every_report(tmp_path):
     md, html = write_index(reports)
     text = md.read_text()
     assert "[md](a_run/synth/report.md)" in text and "b_run/synth/report.html" in text
-    assert text.index("a_run") < text.index("b_run")
+    assert text.index("a_run") < text.index("b_run") and "no claims" in text
     assert 'href="a_run/synth/report.html"' in html.read_text()
 
 
@@ -400,6 +400,8 @@ def test_each_known_effect_gets_its_verdict_in_the_report(known_run):
     assert low < -10 < high < 0 and a["pairs"] == "8" and a["paper"] == "lower, -10%"
     assert rows[KNOWN[3]["name"]]["effect [95% CI]"].startswith("8/8 vs 0/8 diverged")
     assert "inconclusive" in html.read_text() and 'class="reproduced"' in html.read_text()
+    index, _ = write_index(known_run.parent)
+    assert "3 reproduced, 2 inconclusive, 1 contradicted" in index.read_text()
 
 
 def test_holm_adjusted_p_values_match_statsmodels(known_run):

@@ -12,7 +12,7 @@ from scm_bench.data import Dataset, register
 
 SIGMA_D = 0.5
 EIGHT_STD = 0.1  # std of each of the 8 Gaussians (radius 2)
-GRID_SIDE, GRID_STD = 4, 0.15  # grid: 4 x 4 modes, unit spacing, std 0.15
+GRID_SIDE, GRID_STD = 4, 0.05  # grid: 4 x 4 modes, unit spacing, std 0.05
 
 
 def checkerboard(n: int, g: torch.Generator) -> torch.Tensor:
