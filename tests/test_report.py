@@ -532,3 +532,16 @@ def test_results_in_long_format():
     assert t0 == {("swd", "2step"): 0.5, ("swd_evalsd", "2step"): 0.01, ("swd", "floor"): 0.1,
                   ("g_norm_tbin_3", "-"): 2.0}  # fmt: skip
     assert len(long[long["trial_id"] == "t1"]) == 2  # NaN cells are absent, not rows
+
+
+def test_a_claim_a_partial_run_cannot_evaluate_yet_is_listed_not_judged(tmp_path):
+    base, treated = paired(effect=0.9, noise=0.01)
+    claims = [claim("on a column no trial wrote yet", "kid_2step", direction="lower"),
+              claim("A raw lowers 2-step FID", "fid_2step", direction="lower")]  # fmt: skip
+    run = claim_run(tmp_path, {"normalize": {"fid_2step": base}, "raw": {"fid_2step": treated}},
+                    claims)  # fmt: skip
+    rows = verdict_table(write_report(run, META)[0].read_text())
+    waiting = rows["on a column no trial wrote yet"]
+    assert waiting["verdict"] == "not evaluated"
+    assert "not a results column" in waiting["effect [95% CI]"]
+    assert rows["A raw lowers 2-step FID"]["verdict"] == "**reproduced**"
