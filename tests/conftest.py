@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Quickstart at test size: every code path of a real run, in about a minute on 2 cores.
 FAST = ["train.steps=20", "teacher.steps=30", "eval.n_samples=300", "eval.grid=300",
         "train.log_every=5", "train.checkpoint_every=5", "net.width=32", "net.depth=2"]  # fmt: skip
+QUICK = [*FAST, "seeds=[0, 1]"]  # the quickstart at test size: 2 variants x 2 seeds
 
 
 def _free_port() -> int:
@@ -52,7 +53,7 @@ def quickstart_run(ray_cluster, tmp_path_factory):
     from scm_bench.spec import load_trials
 
     base = tmp_path_factory.mktemp("quickstart")
-    loaded = load_trials(ROOT / "ablations" / "quickstart.yaml", FAST)
+    loaded = load_trials(ROOT / "ablations" / "quickstart.yaml", QUICK)
     spec, trials = loaded.spec, loaded.trials
     df = run(spec, trials, base / "run", teacher_cache=base / "teachers", echo=lambda *_: None)
     # The trials' live metrics leave Ray's endpoint within seconds of their workers exiting;

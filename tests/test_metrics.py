@@ -77,8 +77,8 @@ def test_reference_statistics_are_computed_once_and_read_back(digits, cache, mon
 
 def test_mode_metrics_see_the_grid_that_two_moments_miss():
     """On the grid of Gaussians, real data holds ~99% of its samples in the modes and covers all
-    16; a Gaussian with the data's mean and covariance matches frechet2d almost exactly yet
-    puts few samples in modes; a sampler collapsed onto 4 modes covers 4 of 16."""
+    9; a Gaussian with the data's mean and covariance matches frechet2d almost exactly yet puts
+    few samples in modes; a sampler collapsed onto 4 modes covers 4 of 9."""
     data = load_dataset(DataSpec(name="toy2d", variant="grid"))
     real = data.reference("train", 2000)
     g = torch.Generator().manual_seed(3)
@@ -90,7 +90,7 @@ def test_mode_metrics_see_the_grid_that_two_moments_miss():
          [("real", real), ("gauss", gauss), ("collapsed", collapsed)]}  # fmt: skip
     assert m["real"]["mode_precision"] > 0.97 and m["real"]["mode_coverage"] == 1.0
     assert m["gauss"]["frechet2d"] < 0.01 and m["gauss"]["mode_precision"] < 0.6
-    assert m["collapsed"]["mode_coverage"] == 4 / 16 and m["collapsed"]["mode_precision"] > 0.97
+    assert m["collapsed"]["mode_coverage"] == 4 / 9 and m["collapsed"]["mode_precision"] > 0.97
     assert m["gauss"]["swd"] > 1.5 * m["real"]["swd"]
     assert metrics.get("mode_coverage").higher_is_better and metrics.get("swd").bounds[0] == 0
 

@@ -301,7 +301,7 @@ def test_index_links_every_report(tmp_path):
     md, html = write_index(reports)
     text = md.read_text()
     assert "[md](a_run/synth/report.md)" in text and "b_run/synth/report.html" in text
-    assert text.index("a_run") < text.index("b_run")
+    assert text.index("a_run") < text.index("b_run") and "no claims" in text
     assert 'href="a_run/synth/report.html"' in html.read_text()
 
 
@@ -400,6 +400,8 @@ def test_each_known_effect_gets_its_verdict_in_the_report(known_run):
     assert low < -10 < high < 0 and a["pairs"] == "8" and a["paper"] == "lower, -10%"
     assert rows[KNOWN[3]["name"]]["effect [95% CI]"].startswith("8/8 vs 0/8 diverged")
     assert "inconclusive" in html.read_text() and 'class="reproduced"' in html.read_text()
+    index, _ = write_index(known_run.parent)
+    assert "3 reproduced, 2 inconclusive, 1 contradicted" in index.read_text()
 
 
 def test_holm_adjusted_p_values_match_statsmodels(known_run):
@@ -531,3 +533,16 @@ def test_results_in_long_format():
     assert t0 == {("swd", "2step"): 0.5, ("swd_evalsd", "2step"): 0.01, ("swd", "floor"): 0.1,
                   ("g_norm_tbin_3", "-"): 2.0}  # fmt: skip
     assert len(long[long["trial_id"] == "t1"]) == 2  # NaN cells are absent, not rows
+
+
+def test_a_claim_a_partial_run_cannot_evaluate_yet_is_listed_not_judged(tmp_path):
+    base, treated = paired(effect=0.9, noise=0.01)
+    claims = [claim("on a column no trial wrote yet", "kid_2step", direction="lower"),
+              claim("A raw lowers 2-step FID", "fid_2step", direction="lower")]  # fmt: skip
+    run = claim_run(tmp_path, {"normalize": {"fid_2step": base}, "raw": {"fid_2step": treated}},
+                    claims)  # fmt: skip
+    rows = verdict_table(write_report(run, META)[0].read_text())
+    waiting = rows["on a column no trial wrote yet"]
+    assert waiting["verdict"] == "not evaluated"
+    assert "not a results column" in waiting["effect [95% CI]"]
+    assert rows["A raw lowers 2-step FID"]["verdict"] == "**reproduced**"

@@ -15,7 +15,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from conftest import FAST, ROOT  # noqa: E402
+from conftest import FAST, QUICK, ROOT  # noqa: E402
 
 from scm_bench.cli import main  # noqa: E402
 from scm_bench.runner.run import run  # noqa: E402
@@ -51,8 +51,30 @@ def test_quickstart_runs_through_ray_one_row_per_trial(ray_cluster, quickstart_r
     assert any(t.trial_id in ln for t in trials for ln in lines)
 
 
+def test_quickstart_records_provenance_invocations_and_opens_with_verdicts(quickstart_run):
+    """Each trial names its commit; run.json lists the invocation; results_long.csv holds one
+    row per trial and metric; the report opens with the spec's claims as a verdict table and
+    shows the floor and uniform rows."""
+    from scm_bench.train.provenance import package_commit
+
+    run_dir, trials, df = quickstart_run
+    result = json.loads((run_dir / "trials" / trials[0].trial_id / "result.json").read_text())
+    assert result["commit"] == package_commit() and "torch" in result["versions"]
+    (entry,) = json.loads((run_dir / "run.json").read_text())["invocations"]
+    assert entry["trained"] == 6 and entry["wall_time"] > 0  # 2 teachers + 4 students
+    long = pd.read_csv(run_dir / "results_long.csv")
+    assert set(long["trial_id"]) == set(df["trial_id"])
+    assert {("mode_precision", "2step"), ("swd", "floor"), ("swd_evalsd", "1step")} <= set(
+        zip(long["metric"], long["sampler"], strict=True))  # fmt: skip
+    text = (run_dir / "report.md").read_text()
+    assert text.index("## Verdicts") < text.index("## Run")
+    verdicts = text.split("## Verdicts")[1].split("## Run")[0]
+    assert "mode_precision_2step" in verdicts and "pairs" in verdicts
+    assert "*floor: real vs real data*" in text and "*uniform over the data's box*" in text
+
+
 def test_injected_crash_is_recorded_and_others_complete(ray_cluster, tmp_path, monkeypatch):
-    loaded = load_trials(ROOT / "ablations" / "quickstart.yaml", FAST + ["failure.max_retries=1"])
+    loaded = load_trials(ROOT / "ablations" / "quickstart.yaml", QUICK + ["failure.max_retries=1"])
     spec, trials = loaded.spec, loaded.trials
     victim = trials[1].trial_id
     monkeypatch.setenv("SCM_BENCH_CRASH", f"{victim}:1")
@@ -96,7 +118,7 @@ def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(ray_cluster,
         "--max-concurrent",
         "1",
     ]
-    for s in FAST[1:] + ["train.steps=60"]:
+    for s in QUICK[1:] + ["train.steps=60"]:
         args += ["--set", s]
     proc = subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

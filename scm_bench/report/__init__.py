@@ -1,4 +1,5 @@
-"""Reports of an ablation run: tables with 95% intervals, figures, sample grids, failures.
+"""Reports of an ablation run: verdicts on the spec's claims (paired per-seed statistics,
+``report.stats``), tables with bounded 95% intervals, noise floors, figures, sample grids.
 
 write_report(run_dir)   -> (report.md, report.html), plus run_dir/report/ (figures, table.csv)
 write_index(reports_dir) -> (index.md, index.html) linking every report below it

@@ -212,8 +212,9 @@ def bars_figure(
         if points is not None and len(points):
             _seed_lines(ax, points[points["variant"].isin(order)], centers)
         if np.isfinite(floor):
-            ax.axhline(floor, color="0.4", ls="--", lw=1, label="floor (real vs real)")
+            ax.axhline(floor, color="0.4", ls="--", lw=1, label="floor: real vs real")
         ax.set(title=title, ylabel=ylabel, xlabel=xlabel)
         ax.tick_params(axis="x", labelrotation=20 if len(order) > 3 else 0)
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title=None, frameon=False)
+        ax.legend(*ax.get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.02, 1),
+                  frameon=False)  # fmt: skip
         return _save(fig, path)

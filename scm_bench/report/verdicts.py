@@ -94,12 +94,14 @@ def pct(x: float, sign: bool = True) -> str:
 
 
 def effect_text(v: Verdict) -> str:
-    """'-12% [-20%, -3%]' (relative change), or divergence counts and the rate difference."""
+    """'-12% [-20%, -3%]' (relative change); a difference where the baseline is 0; divergence
+    counts and the rate difference."""
     if v.diverged is not None:
         k_t, n_t, k_b, n_b = v.diverged
-        return f"{k_t}/{n_t} vs {k_b}/{n_b} diverged: {pct(v.effect)} [{pct(v.ci_low)}, " + (
-            f"{pct(v.ci_high)}]"
-        )
+        rates = f"{pct(v.effect)} [{pct(v.ci_low)}, {pct(v.ci_high)}]"
+        return f"{k_t}/{n_t} vs {k_b}/{n_b} diverged: {rates}"
+    if v.scale == "linear" and not math.isfinite(v.rel_effect):  # e.g. a count from 0
+        return f"{v.effect:+.3g} [{v.ci_low:+.3g}, {v.ci_high:+.3g}] (difference)"
     return f"{pct(v.rel_effect)} [{pct(v.rel_low)}, {pct(v.rel_high)}]"
 
 

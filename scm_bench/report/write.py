@@ -208,6 +208,12 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
     return md_path, html_path
 
 
+def _tally(verdicts: dict[str, str]) -> str:
+    """'1 reproduced, 2 inconclusive' over a report's claims; 'no claims' without any."""
+    counts = {v: list(verdicts.values()).count(v) for v in dict.fromkeys(verdicts.values())}
+    return ", ".join(f"{n} {v}" for v, n in counts.items()) or "no claims"
+
+
 def write_index(reports_dir: Path) -> tuple[Path, Path]:
     """index.md and index.html in ``reports_dir`` linking every report in its subfolders."""
     reports_dir = Path(reports_dir)
@@ -224,6 +230,7 @@ def write_index(reports_dir: Path) -> tuple[Path, Path]:
                 "name": summary.get("name") or folder.name,
                 "description": summary.get("description") or "",
                 "trials": ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "–",
+                "verdicts": _tally(summary.get("verdicts") or {}),
                 "md": md.relative_to(reports_dir).as_posix(),
                 "html": (folder / "report.html").relative_to(reports_dir).as_posix()
                 if (folder / "report.html").exists()
@@ -235,11 +242,12 @@ def write_index(reports_dir: Path) -> tuple[Path, Path]:
             fmt.md_text(e["name"]),
             fmt.md_text(e["description"]),
             e["trials"],
+            e["verdicts"],
             f"[md]({e['md']})" + (f" · [html]({e['html']})" if e["html"] else ""),
         ]
         for e in entries
     ]
-    table = fmt.markdown_table(["report", "claim", "trials", "links"], rows)
+    table = fmt.markdown_table(["report", "claim", "trials", "verdicts", "links"], rows)
     md_path, html_path = reports_dir / "index.md", reports_dir / "index.html"
     md_path.write_text(render("index.md.j2", {"table": table, "n": len(entries)}))
     html_path.write_text(render("index.html.j2", {"entries": entries}))
