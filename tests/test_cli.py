@@ -9,10 +9,12 @@ import sys
 
 import pytest
 import yaml
+from conftest import ROOT
 from helpers import TINY
 
 import scm_bench
 from scm_bench.cli import main
+from scm_bench.spec import load_trials
 from scm_bench.spec.bundled import bundled
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -68,7 +70,10 @@ def test_bundled_specs_by_name_from_any_directory(capsys, tmp_path, monkeypatch)
     assert rc == 0
     assert out.splitlines() == ["warmup: ok (6 trials)", "tune_tangent: ok (search: 6 proposals)"]
     rc, out, _ = cli(capsys, "expand", "quickstart")
-    assert rc == 0 and len(out.splitlines()) == 4
+    expected = load_trials(ROOT / "ablations" / "quickstart.yaml").trials
+    assert rc == 0 and [ln.split("\t")[0] for ln in out.splitlines()] == [
+        t.trial_id for t in expected
+    ]
 
 
 def test_an_unknown_name_lists_the_bundled_specs(capsys, tmp_path, monkeypatch):
