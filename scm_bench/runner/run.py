@@ -236,9 +236,8 @@ def finish(
         echo(
             f"  {row['trial_id']}: diverged at step {row['diverged_step']}: {row['diverged_what']}"
         )
-    long_results(df, [a for t in trials for a in t.axes]).to_csv(
-        out_dir / "results_long.csv", index=False
-    )
+    settings = [a for t in trials for a in t.axes] + list(spec.search.params if spec.search else [])
+    long_results(df, settings).to_csv(out_dir / "results_long.csv", index=False)
     record_invocation(out_dir, wall, trained)
     md, html = write_report(out_dir)
     echo(f"report: {md} and {html}")
