@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FAST, ROOT
+from conftest import QUICK, ROOT
 from test_hardening import DETERMINISTIC
 
 ray = pytest.importorskip("ray")
@@ -110,7 +110,7 @@ def test_a_run_on_a_ray_start_cluster_matches_a_local_run(head, form, quickstart
     run_dir, trials, local = quickstart_run
     args = [sys.executable, "-m", "scm_bench.cli", "run", QUICKSTART, "--out",
             str(tmp_path / "run"), "--teacher-cache", str(tmp_path / "teachers"),
-            "--address", head[form]] + [x for s in FAST for x in ("--set", s)]  # fmt: skip
+            "--address", head[form]] + [x for s in QUICK for x in ("--set", s)]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=clean_env())
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 

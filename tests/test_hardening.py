@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FAST, ROOT
+from conftest import QUICK, ROOT
 
 from scm_bench.cli import main
 
@@ -168,7 +168,7 @@ def test_damaged_results_and_checkpoints_are_redone_not_fatal(
     teacher.write_text(teacher.read_text()[:10])
     kept_before = (kept / "result.json").read_text()
 
-    loaded = load_trials(QUICKSTART, FAST)
+    loaded = load_trials(QUICKSTART, QUICK)
     df = run(loaded.spec, loaded.trials, run_dir, teacher_cache=cache, echo=lambda *_: None)
     assert (df["status"] == "ok").all() and len(df) == 4
     assert list(cut.glob("result.json.damaged-*")) and list(unfinished.glob("checkpoint*damaged*"))
@@ -182,7 +182,7 @@ def test_damaged_results_and_checkpoints_are_redone_not_fatal(
 def _driver(run_dir: Path, cache: Path, address: str, *extra: str) -> list[str]:
     args = [sys.executable, "-m", "scm_bench.cli", "run", QUICKSTART, "--out", str(run_dir),
             "--teacher-cache", str(cache), "--address", address, *extra]  # fmt: skip
-    return args + [x for s in FAST for x in ("--set", s)]
+    return args + [x for s in QUICK for x in ("--set", s)]
 
 
 def _wait_for(path_glob, root: Path, n: int = 1, timeout: float = 300) -> None:
