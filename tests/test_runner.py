@@ -162,7 +162,8 @@ def test_search_spec_tunes_with_optuna_and_reports_the_best(ray_cluster, tmp_pat
     assert best["value"] == pytest.approx(df["swd_2step"].min())
     assert set(best["params"]) == {"tangent.c", "tangent.warmup_steps", "train.lr"}
     # Readable Tune folders (and trial names): the proposal's values, then Tune's id.
-    folders = [p.name for p in (tmp_path / "run" / "ray" / "search").iterdir() if p.is_dir()]
+    (search,) = (tmp_path / "run" / "ray").glob("search-*")  # one invocation, one experiment
+    folders = [p.name for p in search.iterdir() if p.is_dir()]
     assert len(folders) == 2
     assert all(re.match(r"tune_tangent-search-c=[\d.e-]+_warmup_steps=\d+_lr=", f) for f in folders)
     # A proposal's model, picked by its variant label.

@@ -254,3 +254,11 @@ def test_every_bundled_spec_with_axes_states_claims():
     for path in sorted((ROOT / "ablations").glob("*.yaml")):
         spec = load_trials(path).spec
         assert bool(spec.claims) == bool(spec.axes or spec.zip), path
+
+
+def test_a_teacher_trial_validates_again():
+    """A student's teacher trial (eval sampler 'teacher') survives model_dump -> validate, as
+    every override, trial.json and model.pt round trip needs."""
+    teacher = TrialSpec.model_validate({"method": "scd"}).teacher_trial()
+    assert teacher.eval.samplers == ("teacher",)
+    assert teacher.override({}) == teacher

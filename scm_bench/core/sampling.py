@@ -58,7 +58,8 @@ def ode_times(steps: int, sigma_d: float, sigma_min=0.002, sigma_max=80.0, rho=7
 
 
 Solver = Literal["euler", "heun"]  # the teacher's PF-ODE solver (spec: sampling.solver)
-SAMPLER_NAME = r"^[1-9][0-9]*step$"  # a student's N-step consistency sampler: 1step, 2step, ...
+# An evaluated sampler: N-step consistency sampling (1step, 2step, ...) or the teacher's ODE.
+SAMPLER_NAME = r"^([1-9][0-9]*step|teacher)$"
 
 
 def ode_nfe(steps: int, solver: Solver) -> int:
