@@ -13,7 +13,7 @@ import torch
 
 from scm_bench.errors import MetricNotApplicable
 from scm_bench.metrics import fid as _fid
-from scm_bench.metrics import noise, toy
+from scm_bench.metrics import noise, probes, toy  # noqa: F401  (probes: registration)
 from scm_bench.metrics.features import MissingWeights, extractor_for, resolve_settings
 from scm_bench.metrics.noise import EVALSD, FLOOR, UNIFORM, bootstrap_sd, floor, uniform
 from scm_bench.metrics.registry import (
@@ -31,8 +31,8 @@ from scm_bench.metrics.registry import (
 from scm_bench.metrics.stability import summarize_trial
 
 __all__ = [
-    "EVALSD", "FLOOR", "REGISTRY", "UNIFORM", "Metric", "MetricNotApplicable", "MissingWeights",
-    "UnknownMetric", "applies", "base_name", "bootstrap_sd", "floor", "uniform",
+    "EVALSD", "FLOOR", "RATIO_OF", "REGISTRY", "UNIFORM", "Metric", "MetricNotApplicable",
+    "MissingWeights", "UnknownMetric", "applies", "base_name", "bootstrap_sd", "floor", "uniform",
     "check_available", "default_sample_metrics", "evaluate_samples", "family", "get",
     "list_metrics", "register", "summarize_trial",
 ]  # fmt: skip
@@ -117,6 +117,11 @@ register(Metric("mode_precision", f"Share of samples within {toy.MODE_RADIUS:g} 
 register(Metric("fid", "FID (clean-fid): Frechet distance of Gaussian fits to features of the "
                 f"samples and the training split; {FEATURES}", False, "sample", datasets=IMAGES,
                 fn=_fid_metric, bounds=POSITIVE, reference=_fid.REFERENCE_SPLIT))  # fmt: skip
+RATIO_OF = ("swd", "frechet2d", "mode_precision", "mode_coverage", "fid")  # positive values
+for _m in RATIO_OF:
+    register(Metric(f"{_m}_ratio", f"{_m} of the student's samples over {_m} of its teacher's "
+                    f"(columns {_m}_ratio_<sampler>; sCM Sec. 6: a constant ratio across sizes)",
+                    REGISTRY[_m].higher_is_better, "ratio", bounds=POSITIVE))  # fmt: skip
 register(Metric("kid", "KID (clean-fid): unbiased cubic-kernel MMD^2 of features (may be < 0), "
                 "same features and reference as fid", False, "sample", datasets=IMAGES,
                 fn=_kid_metric, reference=_fid.REFERENCE_SPLIT))  # fmt: skip

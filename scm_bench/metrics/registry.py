@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from scm_bench.errors import UnknownMetric, did_you_mean
 
-KINDS = ("sample", "stability", "cost")
+KINDS = ("sample", "ratio", "mechanism", "stability", "cost")
 AGGREGATES = ("mean", "median", "max", "min", "sum")
 
 
@@ -22,7 +22,8 @@ class Metric:
     name: str
     description: str
     higher_is_better: bool | None  # None: descriptive, no better direction (reports rank nothing)
-    kind: str  # "sample" (needs samples) | "stability" | "cost" (from a trial's history)
+    kind: str  # "sample" (needs samples) | "ratio" (student / teacher) | "mechanism" (probes)
+    # | "stability" | "cost" (from a trial's history)
     aggregate: str = "mean"  # how seeds combine in reports (one of AGGREGATES)
     datasets: tuple[str, ...] = ()  # sample metrics: dataset families (or names) it applies to
     fn: Callable | None = None  # sample metrics: fn(samples, dataset, ctx) -> float

@@ -16,6 +16,8 @@ from scm_bench.report.table import KIND_ORDER, MetricInfo
 
 KIND_TITLES = {
     "sample": "Sample quality",
+    "ratio": "Student / teacher (sample metric ratios)",
+    "mechanism": "Mechanism probes (fixed weights, end of training)",
     "stability": "Stability",
     "cost": "Cost (timings on a possibly shared machine: descriptive)",
     "other": "Other columns (metric not registered: direction unknown)",

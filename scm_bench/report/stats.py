@@ -27,7 +27,7 @@ ALPHA = 0.05  # family-wise error rate of the primary claims (Holm)
 POWER = 0.8  # power at which detectable effects and seeds needed are quoted
 CONFIDENCE = 0.95
 MIN_WILCOXON = 6  # below 6 pairs the signed-rank test cannot reach p < 0.05 (2 / 2^5)
-LOG_KINDS = ("sample", "cost")  # registered kinds whose metrics are positive quantities
+LOG_KINDS = ("sample", "ratio", "cost")  # registered kinds whose metrics are positive quantities
 NAN = math.nan
 
 

@@ -20,7 +20,7 @@ from scm_bench import metrics
 from scm_bench.report.load import ID_COLUMNS, Run
 from scm_bench.report.stats import seed_summary
 
-KIND_ORDER = ("sample", "stability", "cost", "other")
+KIND_ORDER = ("sample", "ratio", "mechanism", "stability", "cost", "other")
 REFERENCE_ROWS = (metrics.FLOOR, metrics.UNIFORM)  # pseudo-samplers shown as rows, not columns
 EVALSD = "_" + metrics.EVALSD
 # Trials whose values enter a metric: stability metrics describe diverged trials too (their

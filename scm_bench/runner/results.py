@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from scm_bench import rundir
+from scm_bench import metrics, rundir
 from scm_bench.metrics import EVALSD, summarize_trial
 from scm_bench.spec import Trial
 
@@ -24,4 +25,20 @@ def result_row(trial: Trial, trial_dir: Path, teacher_dir: Path | None) -> dict:
     if teacher and trial.spec.method != "teacher":
         own = ("_teacher", f"_teacher_{EVALSD}")  # the teacher's values and their noise
         row.update({k: v for k, v in teacher.get("metrics", {}).items() if k.endswith(own)})
+        row.update(teacher_ratios(row, trial.spec.eval.samplers))
     return row
+
+
+def teacher_ratios(row: dict, samplers) -> dict[str, float]:
+    """'<metric>_ratio_<sampler>' = <metric>_<sampler> / <metric>_teacher for the registered
+    ratio metrics (sCM Sec. 6: the student's quality relative to its teacher's)."""
+    out = {}
+    for name in metrics.RATIO_OF:
+        teacher = row.get(f"{name}_teacher")
+        if not isinstance(teacher, (int, float)) or not math.isfinite(teacher) or teacher <= 0:
+            continue
+        for s in samplers:
+            value = row.get(f"{name}_{s}")
+            if isinstance(value, (int, float)):
+                out[f"{name}_ratio_{s}"] = value / teacher
+    return out

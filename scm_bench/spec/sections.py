@@ -90,6 +90,11 @@ class EvalSpec(Section):
     )
     bootstrap: StrictInt = Field(10, ge=0, description="Bootstraps for <metric>_evalsd (0: none).")
     grid: StrictInt = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
+    probe: bool = Field(
+        True,
+        description="Mechanism probes at fixed weights at the end (dfdt, g_p99, fp16_nonfinite; "
+        "docs/metrics.md): about a second on toy2d.",
+    )
     inception: str | None = Field(
         None,
         description="Path to clean-fid's inception-2015-12-05.pt for RGB FID (default: "

@@ -19,6 +19,7 @@ from scm_bench.spec.schema import TrialSpec
 from scm_bench.train.evaluate import evaluate
 from scm_bench.train.model import export_model
 from scm_bench.train.parallel import World
+from scm_bench.train.probes import probe
 from scm_bench.train.provenance import hardware, package_commit, versions
 from scm_bench.train.setup import Parts, build_parts
 from scm_bench.train.step import Stopwatch, draw_inputs, ema_decay, nonfinite_grad, train_step
@@ -166,6 +167,8 @@ def train_trial(
     if result["status"] == "ok" and world.main:  # rank 0 evaluates for all workers
         result["metrics"] = evaluate(parts, out_dir)
         export_model(parts, out_dir / rundir.MODEL_FILE)  # the sampling net: load_model()
+    if spec.eval.probe and world.main:  # a diverged trial too: its EMA weights are finite
+        result["metrics"] = result.get("metrics", {}) | probe(parts)
     result["peak_mem_mb"] = peak_memory_mb(parts.device)
     result["wall_time"] = time.perf_counter() - start_wall
     result["device"] = str(parts.device)

@@ -1,0 +1,78 @@
+"""Mechanism probes of a finished trial at fixed weights (columns: ``scm_bench.metrics.probes``).
+
+On the EMA network, one fixed held-out batch and fixed noise (seeded apart from the trial, so
+every variant and seed sees the same inputs), at each time of ``probe_times``:
+- dfdt: sin(t) x RMS of dF/dt along t alone (the explicit time derivative, sCM Fig. 4);
+- g_norm: ||g||, the raw tangent of the trial's own objective with warmup done (students);
+- fp16_nonfinite: share of non-finite elements of the JVP run in float16 with the trial's
+  ordering (students; sCM Sec. 5.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from scm_bench.core.jvp import ForwardJVP, tangent_of_net
+from scm_bench.core.losses import SCMLoss
+from scm_bench.core.trigflow import noise
+from scm_bench.metrics.probes import PROBE_BATCH, probe_times, summarize
+from scm_bench.train.setup import Parts
+
+PROBE_SEED = 777  # the probe's noise (fixed: variants and seeds share it)
+DONE = 10**9  # a step far past any warmup: r = 1
+
+
+def dfdt(net: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, y) -> torch.Tensor:
+    """(B,) sin(t) x RMS over elements of dF/dt(x, t) along t alone."""
+    tx, tt = torch.zeros_like(x), torch.ones_like(t)
+    if isinstance(net, ForwardJVP):
+        _, df = net.forward_jvp(x, tx, t, tt, y)
+    else:
+        _, df = torch.func.jvp(lambda a, b: net(a, b, y), (x, t), (tx, tt))
+    return torch.sin(t) * df.flatten(1).pow(2).mean(1).sqrt()
+
+
+def fp16_nonfinite(loss: SCMLoss, net, x0, z, t, x_t, y) -> torch.Tensor:
+    """(B,) share of non-finite elements of the float16 JVP with the trial's ordering."""
+    dxdt = loss.dxdt(x0, z, t, x_t, y)
+    cfg = replace(loss.jvp, precision="float16")
+    _, df = tangent_of_net(net, x_t, t, dxdt, loss.sigma_d, y, cfg)
+    return (~torch.isfinite(df)).flatten(1).float().mean(1)
+
+
+def probe_batch(parts: Parts) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(x0, y, z): the first PROBE_BATCH held-out samples, their labels, seeded noise."""
+    data = parts.data
+    x0 = data.reference("test", PROBE_BATCH)
+    y = None if data.test_y is None else data.test_y[: x0.shape[0]]
+    gen = torch.Generator().manual_seed(PROBE_SEED)
+    z = torch.randn(x0.shape, generator=gen) * data.sigma_d
+    dev = parts.device
+    return x0.to(dev), None if y is None else y.to(dev), z.to(dev)
+
+
+@torch.no_grad()
+def probe(parts: Parts) -> dict[str, float]:
+    """Probe columns of the trial's EMA network (dfdt only for a teacher)."""
+    net, loss, sd = parts.ema.eval(), parts.loss, parts.data.sigma_d
+    student = isinstance(loss, SCMLoss)
+    x0, y, z = probe_batch(parts)
+    times = probe_times(sd)
+    names = ("dfdt", "g_norm", "fp16_nonfinite") if student else ("dfdt",)
+    cells: dict[str, list] = {k: [] for k in names}
+    for row in times:
+        per_bin: dict[str, list] = {k: [] for k in cells}
+        for value in row:
+            t = torch.full((x0.shape[0],), float(value), device=x0.device)
+            x_t = noise(x0, z, t)
+            per_bin["dfdt"].append(dfdt(net, x_t / sd, t, y))
+            if student:
+                _, diag = loss(net, x0, y, step=DONE, t=t, z=z)
+                per_bin["g_norm"].append(diag["g_norm"])
+                per_bin["fp16_nonfinite"].append(fp16_nonfinite(loss, net, x0, z, t, x_t, y))
+        for k, v in per_bin.items():
+            cells[k].append(torch.stack(v).double().cpu().numpy())
+    return summarize({k: np.stack(v) for k, v in cells.items()})
