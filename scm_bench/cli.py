@@ -155,11 +155,9 @@ def cmd_plan(args) -> int:
 
 def cmd_publish(args) -> int:
     from scm_bench.names import require_dir
-    from scm_bench.report.publish import publish
+    from scm_bench.report.publish import publish_all
 
-    to = require_dir(Path(args.to), "--to")
-    for run_dir in args.run_dirs:
-        print(f"published {publish(Path(run_dir), to)}")
+    publish_all(args.run_dirs, require_dir(Path(args.to), "--to"), args.readme, echo=print)
     return 0
 
 
@@ -240,8 +238,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_plan)
 
     s = sub.add_parser("publish", help="copy run reports into a reports folder with an index")
-    s.add_argument("run_dirs", nargs="+")
+    s.add_argument("run_dirs", nargs="*", help="runs to publish (none: rebuild the index only)")
     s.add_argument("--to", default="reports", help="reports folder (default: reports)")
+    s.add_argument("--readme", help="also write the scoreboard between the markers of this file")
     s.set_defaults(fn=cmd_publish)
 
     s = sub.add_parser("sample", help="draw samples from a trained model of a run")

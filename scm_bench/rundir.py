@@ -52,6 +52,7 @@ HISTORY_FIELDS = {
     "jvp_time": "mean seconds of the JVP pass per step (students)",
     "g_norm_tbin": "mean ||g|| per t-bin (T_BINS equal bins of [0, pi/2])",
     "weight_tbin": "mean w_phi(t) per t-bin",
+    "eval_<metric>_<sampler>": "eval.curve_every: a sample metric of the EMA net at this step",
     "amp_skipped": "train.precision=float16: share of steps the loss scaler skipped (overflow; "
     "their grad_norm is logged as 0)",
 }

@@ -68,7 +68,7 @@ def test_bundled_specs_by_name_from_any_directory(capsys, tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     rc, out, _ = cli(capsys, "validate", "warmup", "tune_tangent")
     assert rc == 0
-    assert out.splitlines() == ["warmup: ok (6 trials)", "tune_tangent: ok (search: 6 proposals)"]
+    assert out.splitlines() == ["warmup: ok (16 trials)", "tune_tangent: ok (search: 6 proposals)"]
     rc, out, _ = cli(capsys, "expand", "quickstart")
     expected = load_trials(ROOT / "ablations" / "quickstart.yaml").trials
     assert rc == 0 and [ln.split("\t")[0] for ln in out.splitlines()] == [

@@ -34,6 +34,15 @@ def probe_times(sigma_d: float) -> np.ndarray:
     return np.stack(rows)
 
 
+BIG = np.finfo(np.float64).max  # stands for a non-finite norm while ranking
+
+
+def _percentile(v: np.ndarray, q: float) -> float:
+    """Percentile where BIG (a non-finite norm) reads back as +inf."""
+    p = float(np.percentile(v, q))
+    return math.inf if p >= BIG or not math.isfinite(p) else p
+
+
 def summarize(values: dict[str, np.ndarray]) -> dict[str, float]:
     """Columns from per-cell samples: ``values[name]`` is (T_BINS, PROBE_POINTS, B).
 
@@ -46,10 +55,10 @@ def summarize(values: dict[str, np.ndarray]) -> dict[str, float]:
         out.update({f"dfdt_tbin_{i}": float(np.mean(v[i])) for i in range(T_BINS)})
         out["dfdt"] = float(np.mean(v))
     if "g_norm" in values:
-        v = np.where(np.isfinite(values["g_norm"]), values["g_norm"], np.inf)
+        v = np.where(np.isfinite(values["g_norm"]), values["g_norm"], BIG)
         for q in (50, 99):
-            out.update({f"g_p{q}_tbin_{i}": float(np.percentile(v[i], q)) for i in range(T_BINS)})
-        out["g_p99"], out["g_max"] = float(np.percentile(v, 99)), float(np.max(v))
+            out.update({f"g_p{q}_tbin_{i}": _percentile(v[i], q) for i in range(T_BINS)})
+        out["g_p99"], out["g_max"] = _percentile(v, 99), _percentile(v, 100)
     if "fp16_nonfinite" in values:
         v = values["fp16_nonfinite"]
         out.update({f"fp16_nonfinite_tbin_{i}": float(np.mean(v[i])) for i in range(T_BINS)})

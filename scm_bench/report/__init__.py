@@ -5,10 +5,11 @@ write_report(run_dir)   -> (report.md, report.html), plus run_dir/report/ (figur
 write_index(reports_dir) -> (index.md, index.html) linking every report below it
 """
 
+from scm_bench.report.index import write_index
 from scm_bench.report.load import Run, load_run
 from scm_bench.report.meta import collect_meta
 from scm_bench.report.table import main_table, metric_columns
-from scm_bench.report.write import write_index, write_report
+from scm_bench.report.write import write_report
 
 __all__ = [
     "Run",

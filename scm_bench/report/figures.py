@@ -102,6 +102,66 @@ def curves_figure(curves: pd.DataFrame, variants, diverged: pd.DataFrame, path: 
         return _save(fig, path)
 
 
+EVAL_PREFIX = "eval_"  # history fields of eval.curve_every: a sample metric against step
+MAX_EVAL_PANELS = 4
+
+
+def eval_curve_figure(curves: pd.DataFrame, variants, path: Path):
+    """Sample metrics against step (eval.curve_every), mean +- sd over seeds, one panel each."""
+    fields = [c for c in curves.columns if c.startswith(EVAL_PREFIX) and curves[c].notna().any()]
+    if not fields:
+        return None
+    fields = sorted(fields)[:MAX_EVAL_PANELS]
+    hue_order = [v for v in variants if v in set(curves["variant"])]
+    with _styled():
+        fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.2), squeeze=False)
+        for ax, field in zip(axes[0], fields, strict=True):
+            data = curves[["step", "variant", field]].dropna()
+            sns.lineplot(data=data, x="step", y=field, hue="variant", hue_order=hue_order,
+                         palette=palette(variants), errorbar="sd", marker="o", ax=ax,
+                         legend=ax is axes[0][0])  # fmt: skip
+            ax.set(title=field.removeprefix(EVAL_PREFIX), ylabel="")
+        if axes[0][0].get_legend() is not None:
+            sns.move_legend(axes[0][0], "upper left", bbox_to_anchor=(0, -0.2), ncol=2,
+                            title=None, frameon=False)  # fmt: skip
+        return _save(fig, path)
+
+
+PROBES = {"dfdt": "sin(t) RMS dF/dt", "g_p99": "||g||, 99th percentile",
+          "fp16_nonfinite": "float16 JVP: non-finite share"}  # fmt: skip
+
+
+def probe_figure(results: pd.DataFrame, variants, path: Path):
+    """The end-of-training probes per t-bin (columns <name>_tbin_<i>), mean +- sd over seeds."""
+    long = []
+    for name in PROBES:
+        for b in range(T_BINS):
+            col = f"{name}_tbin_{b}"
+            if col in results:
+                t = (b + 0.5) * (math.pi / 2) / T_BINS
+                part = results[["variant", col]].rename(columns={col: "value"})
+                long.append(part.assign(probe=name, t=t))
+    data = pd.concat(long).dropna() if long else pd.DataFrame()
+    names = [n for n in PROBES if not data.empty and (data["probe"] == n).any()]
+    if not names:
+        return None
+    hue_order = [v for v in variants if v in set(data["variant"])]
+    with _styled():
+        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
+        for ax, name in zip(axes[0], names, strict=True):
+            part = data[data["probe"] == name]
+            sns.lineplot(data=part, x="t", y="value", hue="variant", hue_order=hue_order,
+                         palette=palette(variants), errorbar="sd", marker="o", ax=ax,
+                         legend=ax is axes[0][0])  # fmt: skip
+            if name != "fp16_nonfinite" and (part["value"] > 0).all():
+                _log_y(ax)
+            ax.set(title=PROBES[name], xlabel="t (bin centre)", ylabel="")
+        if axes[0][0].get_legend() is not None:
+            sns.move_legend(axes[0][0], "upper left", bbox_to_anchor=(0, -0.2), ncol=2,
+                            title=None, frameon=False)  # fmt: skip
+        return _save(fig, path)
+
+
 def tbin_figure(tbins: pd.DataFrame, variants, path: Path):
     """||g|| per t-bin at the last logged step where every bin is finite, mean +- sd over seeds."""
     if tbins.empty or tbins["g_norm"].notna().sum() == 0:

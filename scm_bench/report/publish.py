@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from scm_bench.errors import RunError
-from scm_bench.report.write import write_index
+from scm_bench.report.index import update_readme, write_index
 
 FILES = ("report.md", "report.html", "results.csv", "spec.yaml")
 
@@ -26,3 +26,14 @@ def publish(run_dir: Path, reports_dir: Path) -> Path:
     shutil.copytree(run_dir / "report", dest / "report")
     write_index(reports_dir)
     return dest
+
+
+def publish_all(run_dirs, reports_dir: Path, readme: str | None = None, echo=print) -> None:
+    """`scm-bench publish`: publish each run, rebuild the index (the scoreboard first), and
+    write the scoreboard into ``readme`` between its markers when one is given."""
+    for run_dir in run_dirs:
+        echo(f"published {publish(Path(run_dir), reports_dir)}")
+    index, _ = write_index(reports_dir)
+    echo(f"index: {index}")
+    if readme:
+        echo(f"scoreboard: {update_readme(Path(readme), reports_dir)}")

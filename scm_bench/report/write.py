@@ -85,6 +85,10 @@ def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Pa
     diverged = res[(res["status"] == "diverged") & res["diverged_step"].notna()]
     path = fig.curves_figure(curves, run.variants, diverged, out / "curves.png")
     made.append(("Training curves (mean ± sd over seeds; dotted: divergence)", path))
+    path = fig.eval_curve_figure(curves, run.variants, out / "eval_curves.png")
+    made.append(("Sample metrics against step (eval.curve_every; mean ± sd over seeds)", path))
+    path = fig.probe_figure(res, run.variants, out / "probes.png")
+    made.append(("Mechanism probes at fixed weights by t-bin (mean ± sd over seeds)", path))
     path = fig.tbin_figure(tbins, run.variants, out / "g_norm_tbin.png")
     made.append(("||g|| by t-bin (mean ± sd over seeds)", path))
     xlabel = ", ".join(run.axes) or "variant"
@@ -155,6 +159,10 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
         "verdicts": {
             j.claim.name: j.verdict.verdict if j.verdict else "not evaluated" for j in judged
         },  # fmt: skip
+        "claims": [  # the scoreboard's rows (report.index)
+            row | {"primary": j.claim.primary, "paper_ref": j.claim.paper}
+            for j, row in zip(judged, vd.verdict_rows(judged), strict=True)
+        ],
         "commit": meta.get("commit"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -205,50 +213,4 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     md_path.write_text(md)
     html_path.write_text(html)
-    return md_path, html_path
-
-
-def _tally(verdicts: dict[str, str]) -> str:
-    """'1 reproduced, 2 inconclusive' over a report's claims; 'no claims' without any."""
-    counts = {v: list(verdicts.values()).count(v) for v in dict.fromkeys(verdicts.values())}
-    return ", ".join(f"{n} {v}" for v, n in counts.items()) or "no claims"
-
-
-def write_index(reports_dir: Path) -> tuple[Path, Path]:
-    """index.md and index.html in ``reports_dir`` linking every report in its subfolders."""
-    reports_dir = Path(reports_dir)
-    entries = []
-    for md in sorted(reports_dir.rglob("report.md")):
-        folder = md.parent
-        if folder == reports_dir:
-            continue
-        summary_path = folder / "report" / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-        counts = summary.get("counts") or {}
-        entries.append(
-            {
-                "name": summary.get("name") or folder.name,
-                "description": summary.get("description") or "",
-                "trials": ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "–",
-                "verdicts": _tally(summary.get("verdicts") or {}),
-                "md": md.relative_to(reports_dir).as_posix(),
-                "html": (folder / "report.html").relative_to(reports_dir).as_posix()
-                if (folder / "report.html").exists()
-                else None,
-            }
-        )
-    rows = [
-        [
-            fmt.md_text(e["name"]),
-            fmt.md_text(e["description"]),
-            e["trials"],
-            e["verdicts"],
-            f"[md]({e['md']})" + (f" · [html]({e['html']})" if e["html"] else ""),
-        ]
-        for e in entries
-    ]
-    table = fmt.markdown_table(["report", "claim", "trials", "verdicts", "links"], rows)
-    md_path, html_path = reports_dir / "index.md", reports_dir / "index.html"
-    md_path.write_text(render("index.md.j2", {"table": table, "n": len(entries)}))
-    html_path.write_text(render("index.html.j2", {"entries": entries}))
     return md_path, html_path

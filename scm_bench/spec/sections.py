@@ -90,6 +90,13 @@ class EvalSpec(Section):
     )
     bootstrap: StrictInt = Field(10, ge=0, description="Bootstraps for <metric>_evalsd (0: none).")
     grid: StrictInt = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
+    curve_every: StrictInt = Field(
+        0,
+        ge=0,
+        description="Students: every this many steps (at logged steps), the sample metrics of "
+        "each sampler on n_samples, as history fields eval_<metric>_<sampler> (metric against "
+        "step); 0: only at the end.",
+    )
     probe: bool = Field(
         True,
         description="Mechanism probes at fixed weights at the end (dfdt, g_p99, fp16_nonfinite; "

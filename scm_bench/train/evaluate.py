@@ -43,6 +43,22 @@ def sample_metrics(parts, names, sampler: str) -> tuple[dict[str, float], torch.
     return {n: sum(r[n] for r in runs) / len(runs) for n in names}, first, seconds
 
 
+def curve_point(parts) -> dict[str, float]:
+    """History fields 'eval_<metric>_<sampler>' of the EMA net now (one sampling seed, no
+    bootstrap; the trial's RNG state is left as it was, so a resumed run logs the same)."""
+    spec, out = parts.spec, {}
+    names = spec.eval.metrics or metrics.default_sample_metrics(parts.data.name)
+    training = parts.ema.training  # student.target=ema: its dropout mode stays as it was
+    with torch.random.fork_rng(devices=[]):
+        parts.ema.eval()
+        for sampler in spec.eval.samplers:
+            x = generate(parts, sampler, spec.eval.n_samples, seed=spec.seed + SAMPLE_SEED)
+            values = metrics.evaluate_samples(names, x, parts.data, inception=spec.eval.inception)
+            out.update({f"eval_{n}_{sampler}": v for n, v in values.items()})
+    parts.ema.train(training)
+    return out
+
+
 def evaluate(parts, out_dir: Path) -> dict[str, float]:
     """Sample metrics per sampler (columns '<metric>_<sampler>'), their evaluation noise
     ('<metric>_<sampler>_evalsd', bootstrap), sampling throughput, and the data's own floor and

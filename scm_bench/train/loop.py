@@ -16,7 +16,7 @@ import torch
 from scm_bench import rundir
 from scm_bench.core.precision import MixedPrecision
 from scm_bench.spec.schema import TrialSpec
-from scm_bench.train.evaluate import evaluate
+from scm_bench.train.evaluate import curve_point, evaluate
 from scm_bench.train.model import export_model
 from scm_bench.train.parallel import World
 from scm_bench.train.probes import probe
@@ -155,6 +155,9 @@ def train_trial(
         # Logging and checkpointing.
         if step % spec.train.log_every == 0 or step == spec.train.steps:
             row = window.row(step, values)
+            every = spec.eval.curve_every
+            if every and step % every == 0 and spec.method != "teacher" and world.main:
+                row.update(curve_point(parts))  # sample quality against step
             rundir.append_history(hist_path, row)
             if on_log is not None:
                 on_log(row)

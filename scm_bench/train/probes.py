@@ -5,7 +5,9 @@ every variant and seed sees the same inputs), at each time of ``probe_times``:
 - dfdt: sin(t) x RMS of dF/dt along t alone (the explicit time derivative, sCM Fig. 4);
 - g_norm: ||g||, the raw tangent of the trial's own objective with warmup done (students);
 - fp16_nonfinite: share of non-finite elements of the JVP run in float16 with the trial's
-  ordering (students; sCM Sec. 5.1).
+  ordering (students; sCM Sec. 5.1). On a CPU only for trials whose own JVP runs in low
+  precision: float16 convolutions have no fast CPU kernels (about 100 s for the digits U-Net,
+  30x the other two probes), while on a GPU it costs what they cost.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def probe(parts: Parts) -> dict[str, float]:
     x0, y, z = probe_batch(parts)
     times = probe_times(sd)
     names = ("dfdt", "g_norm", "fp16_nonfinite") if student else ("dfdt",)
+    if student and not (loss.jvp.precision != "float32" or parts.device.type == "cuda"):
+        names = names[:2]
     cells: dict[str, list] = {k: [] for k in names}
     for row in times:
         per_bin: dict[str, list] = {k: [] for k in cells}
@@ -72,6 +76,7 @@ def probe(parts: Parts) -> dict[str, float]:
             if student:
                 _, diag = loss(net, x0, y, step=DONE, t=t, z=z)
                 per_bin["g_norm"].append(diag["g_norm"])
+            if "fp16_nonfinite" in per_bin:
                 per_bin["fp16_nonfinite"].append(fp16_nonfinite(loss, net, x0, z, t, x_t, y))
         for k, v in per_bin.items():
             cells[k].append(torch.stack(v).double().cpu().numpy())
