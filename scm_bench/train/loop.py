@@ -91,6 +91,19 @@ def restore(
     return ckpt["step"]
 
 
+class Phases:
+    """Seconds per phase of a trial: ``lap(name)`` closes the phase that ends now."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """CUDA max allocated, or this process's max resident set size on the CPU."""
     if device.type == "cuda":
@@ -125,6 +138,7 @@ def train_trial(
         teacher_dir = out_dir / "teacher"
         train_trial(spec.teacher_trial(), teacher_dir, on_log=on_log)
     start_wall = time.perf_counter()
+    clock = Phases()
 
     # Setup, or resume from the last checkpoint.
     parts = build_parts(spec, teacher_dir)
@@ -138,6 +152,7 @@ def train_trial(
     if ckpt is not None:
         step = restore(parts, ckpt, gen, window, amp)
     rundir.truncate_history(hist_path, step)
+    clock.lap("setup")  # data, nets, the teacher's weights, the checkpoint
     result = {"status": "ok", "steps_done": step, "diverged_step": None, "diverged_what": None}
 
     # Training steps.
@@ -165,15 +180,19 @@ def train_trial(
         if step % spec.train.checkpoint_every == 0 or step == spec.train.steps:
             rundir.save_checkpoint(ckpt_path, state_of(parts, step, gen, window, amp))
     result["steps_done"] = step if result["status"] == "ok" else step - 1
+    clock.lap("train")  # the steps, with their logging and checkpoints
 
     # Evaluation of a finished trial.
     if result["status"] == "ok" and world.main:  # rank 0 evaluates for all workers
         result["metrics"] = evaluate(parts, out_dir)
         export_model(parts, out_dir / rundir.MODEL_FILE)  # the sampling net: load_model()
+    clock.lap("evaluate")  # samples, sample metrics, grids, the exported model
     if spec.eval.probe and world.main:  # a diverged trial too: its EMA weights are finite
         result["metrics"] = result.get("metrics", {}) | probe(parts)
+    clock.lap("probe")
     result["peak_mem_mb"] = peak_memory_mb(parts.device)
     result["wall_time"] = time.perf_counter() - start_wall
+    result["phases"] = clock.seconds  # where the wall time went (benchmarks/trial_overhead.py)
     result["device"] = str(parts.device)
     result.update(provenance())
     rundir.write_json(out_dir / "result.json", result)

@@ -1,0 +1,78 @@
+"""How much of a digits run's wall time is not training steps (the cost of a cheap trial).
+
+    python benchmarks/trial_overhead.py [--seeds 2] [--out DIR]
+
+Runs `scm-bench run ablations/base/digits_sct.yaml` (small U-Net, sCT, 400 steps per student)
+twice with one teacher cache: the first run trains the teachers (untimed), the second trains
+only the students, one at a time (``resources.cpu=2``), and is timed end to end as a user waits
+for it. Its wall time is split with each trial's ``result.json`` ``phases``: training steps
+(with their logging and checkpoints), setup (data, nets, the teacher's weights), evaluation
+(samples, metrics, grids, model export), the mechanism probes, and the rest: Ray's start, worker
+start and imports, results and the report. Prints a Markdown table (the README's numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "ablations" / "base" / "digits_sct.yaml"
+PHASES = {
+    "train": "training steps (incl. logging, checkpoints)",
+    "setup": "setup: data, nets, teacher weights",
+    "evaluate": "evaluation: samples, FID, grids, model export",
+    "probe": "mechanism probes (fixed weights)",
+}
+
+
+def run(out: Path, cache: Path, seeds: int) -> float:
+    """Seconds `scm-bench run` took (a failed run is an error: its numbers would be wrong)."""
+    cmd = [sys.executable, "-m", "scm_bench.cli", "run", str(SPEC), "--out", str(out),
+           "--set", f"seeds={list(range(seeds))}", "--set", "resources.cpu=2"]  # fmt: skip
+    env = os.environ | {"SCM_BENCH_CACHE": str(cache)}
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def measure(base: Path, seeds: int) -> tuple[float, dict[str, float], int]:
+    """(timed wall seconds, seconds per phase summed over the students, students)."""
+    run(base / "prime", base / "cache", seeds)  # trains and caches the teachers
+    wall = run(base / "timed", base / "cache", seeds)
+    totals = dict.fromkeys(PHASES, 0.0)
+    results = sorted((base / "timed" / "trials").glob("*/result.json"))
+    for path in results:
+        phases = json.loads(path.read_text()).get("phases") or {}
+        for name in totals:
+            totals[name] += phases.get(name, 0.0)
+    return wall, totals, len(results)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=2, help="students (one per seed)")
+    p.add_argument("--out", help="keep the runs here (default: a temporary folder)")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(args.out or tmp)
+        wall, totals, n = measure(base, args.seeds)
+    rest = wall - sum(totals.values())
+    print(f"{n} digits students (U-Net, 400 sCT steps), one at a time; `scm-bench run` took "
+          f"{wall:.0f} s\n")  # fmt: skip
+    print("| phase | seconds | share of the run |\n|---|---:|---:|")
+    for name, label in PHASES.items():
+        print(f"| {label} | {totals[name]:.1f} | {100 * totals[name] / wall:.1f}% |")
+    print(f"| rest: Ray and worker start, imports, results, report | {rest:.1f} | "
+          f"{100 * rest / wall:.1f}% |")  # fmt: skip
+    print(f"\noutside training steps: {100 * (1 - totals['train'] / wall):.1f}% of the run")
+
+
+if __name__ == "__main__":
+    main()
