@@ -74,7 +74,9 @@ def _bar_data(run: Run, table: pd.DataFrame, infos: list[MetricInfo]):
             for seed, value in zip(rows["seed"], pd.to_numeric(rows[info.column]), strict=True):
                 points.append({"variant": r["variant"], "sampler": info.sampler, "seed": seed,
                                "value": value})  # fmt: skip
-    return pd.DataFrame(bars), pd.DataFrame(points, columns=["variant", "sampler", "seed", "value"])
+    bar_columns = ["variant", "sampler", "value", "ci_low", "ci_high"]
+    return (pd.DataFrame(bars, columns=bar_columns),
+            pd.DataFrame(points, columns=["variant", "sampler", "seed", "value"]))  # fmt: skip
 
 
 def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Path):
@@ -90,7 +92,9 @@ def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Pa
     xlabel = ", ".join(run.axes) or "variant"
     sample = [i for i in infos if i.kind == "sample" and i.sampler]
     for base in dict.fromkeys(i.base for i in sample):
-        group = [i for i in sample if i.base == base and i.sampler != "teacher"]
+        # A student's bars leave out its teacher's values; a teacher run has no others.
+        own = [i for i in sample if i.base == base]
+        group = [i for i in own if i.sampler != "teacher"] or own
         title = f"{base} {group[0].arrow if group else ''} per sampler (95% interval; dots: seeds)"
         bars, points = _bar_data(run, table, group)
         floor = reference_value(run, base, REFERENCE_ROWS[0])
