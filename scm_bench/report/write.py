@@ -24,6 +24,7 @@ from scm_bench.report import figures as fig
 from scm_bench.report import format as fmt
 from scm_bench.report import header
 from scm_bench.report import verdicts as vd
+from scm_bench.report.best import BEST_COLUMNS, best_section, markdown_rows
 from scm_bench.report.load import Run, load_histories, load_run
 from scm_bench.report.meta import collect_meta
 from scm_bench.report.samples import collect_grids
@@ -186,6 +187,8 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
         ],
         "failures": fmt.failures(run.results),
         "table_csv": rel(out / "table.csv"),
+        "best": best_section(run_dir),  # a search: its best proposal and the importances
+        "best_columns": BEST_COLUMNS,
     }
     refs = {(row, i.base): reference_value(run, i.base, row) for row in REFERENCE_ROWS
             for i in infos if i.kind == "sample"}  # fmt: skip
@@ -203,6 +206,9 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
         noise_table=fmt.markdown_table(fmt.NOISE_COLUMNS, ctx["noise"]),
         failure_table=fmt.markdown_failures(ctx["failures"]),
         grid_table=fmt.markdown_grids(ctx["grids"]),
+        best_table=fmt.markdown_table(BEST_COLUMNS, markdown_rows(ctx["best"]))
+        if ctx["best"]
+        else "",
         legend=fmt.LEGEND,
     )
     html = render("report.html.j2", ctx, tables=tables[True], legend=fmt.LEGEND)

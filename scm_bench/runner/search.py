@@ -14,6 +14,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from scm_bench import metrics, rundir
+from scm_bench.report.best import search_label
 from scm_bench.runner.progress import Progress, relayed
 from scm_bench.runner.results import result_row
 from scm_bench.runner.trainable import Job, teacher_dir, trainable
@@ -166,9 +167,6 @@ def search_rows(spec: AblationSpec, out_dir: Path, cache: Path) -> list[dict]:
             for part in path.split("."):
                 node = getattr(node, part)
             axes[path] = node
-        label = ",".join(
-            f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in axes.items()
-        )
-        t = Trial(trial_dir.name, label, axes, ts.seed, ts)
+        t = Trial(trial_dir.name, search_label(axes), axes, ts.seed, ts)
         rows.append(result_row(t, trial_dir, teacher_dir(ts, cache)))
     return rows
