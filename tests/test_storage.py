@@ -29,7 +29,7 @@ from scm_bench.spec import load_trials
 
 spec, out, cache, storage, far_dir, port, sets = sys.argv[1:6] + [int(sys.argv[6]), sys.argv[7:]]
 cluster = Cluster(initialize_head=True, head_node_args={
-    "num_cpus": 1, "port": port, "include_dashboard": False})
+    "num_cpus": 1, "gcs_server_port": port, "include_dashboard": False})
 far = cluster.add_node(num_cpus=2, resources={"far": 2}, env_vars={"SCM_BENCH_WORKDIR": far_dir})
 ray.init(address=cluster.address, log_to_driver=False)
 loaded = load_trials(spec, sets)
