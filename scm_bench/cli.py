@@ -113,6 +113,7 @@ def cmd_run(args) -> int:
         dashboard_host=args.dashboard_host,
         max_concurrent=args.max_concurrent,
         teacher_cache=cache,
+        storage=args.storage,
         callbacks=logger_callbacks(args.wandb, args.mlflow, spec.name),
     )
     return summary_code(df["status"])
@@ -161,6 +162,9 @@ def cmd_publish(args) -> int:
     return 0
 
 
+STORAGE_HELP = "trial artifacts' storage: a folder all nodes see or s3://... (default OUT/ray)"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="scm-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -173,11 +177,8 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow more than the default limits of axis values, seeds and trials",
     )
-    setp = dict(
-        action="append",
-        metavar="PATH=VALUE",
-        help="override a setting, e.g. train.steps=100 (repeatable)",
-    )
+    setp = dict(action="append", metavar="PATH=VALUE",
+                help="override a setting, e.g. train.steps=100 (repeatable)")  # fmt: skip
 
     spec_help = "a spec file, or the name of a bundled ablation (scm-bench ls ablations)"
     s = sub.add_parser("validate", help="check specs without running anything")
@@ -214,6 +215,7 @@ def parser() -> argparse.ArgumentParser:
         "--max-concurrent", type=positive_int, help="trials at once (default: CPUs / cpu)"
     )
     s.add_argument("--teacher-cache", help="teacher cache (default ~/.cache/scm-bench/teachers)")
+    s.add_argument("--storage", metavar="URI", help=STORAGE_HELP)
     s.add_argument("--allow-large", **large)
     s.add_argument("--wandb", metavar="PROJECT", help="also log trials to this W&B project")
     s.add_argument("--mlflow", metavar="URI", help="also log trials to this MLflow tracking URI")

@@ -235,6 +235,8 @@ def bars_figure(
 
     ``data`` columns: variant, sampler, value, ci_low, ci_high (one row per bar).
     """
+    if data.empty or "variant" not in data:  # no bars at all
+        return None
     data = data[data["variant"].isin(variants)]
     if data.empty or data["value"].notna().sum() == 0:
         return None

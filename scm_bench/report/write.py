@@ -24,6 +24,7 @@ from scm_bench.report import figures as fig
 from scm_bench.report import format as fmt
 from scm_bench.report import header
 from scm_bench.report import verdicts as vd
+from scm_bench.report.best import BEST_COLUMNS, best_section, markdown_rows
 from scm_bench.report.load import Run, load_histories, load_run
 from scm_bench.report.meta import collect_meta
 from scm_bench.report.samples import collect_grids
@@ -74,7 +75,9 @@ def _bar_data(run: Run, table: pd.DataFrame, infos: list[MetricInfo]):
             for seed, value in zip(rows["seed"], pd.to_numeric(rows[info.column]), strict=True):
                 points.append({"variant": r["variant"], "sampler": info.sampler, "seed": seed,
                                "value": value})  # fmt: skip
-    return pd.DataFrame(bars), pd.DataFrame(points, columns=["variant", "sampler", "seed", "value"])
+    bar_columns = ["variant", "sampler", "value", "ci_low", "ci_high"]
+    return (pd.DataFrame(bars, columns=bar_columns),
+            pd.DataFrame(points, columns=["variant", "sampler", "seed", "value"]))  # fmt: skip
 
 
 def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Path):
@@ -94,7 +97,9 @@ def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Pa
     xlabel = ", ".join(run.axes) or "variant"
     sample = [i for i in infos if i.kind == "sample" and i.sampler]
     for base in dict.fromkeys(i.base for i in sample):
-        group = [i for i in sample if i.base == base and i.sampler != "teacher"]
+        # A student's bars leave out its teacher's values; a teacher run has no others.
+        own = [i for i in sample if i.base == base]
+        group = [i for i in own if i.sampler != "teacher"] or own
         title = f"{base} {group[0].arrow if group else ''} per sampler (95% interval; dots: seeds)"
         bars, points = _bar_data(run, table, group)
         floor = reference_value(run, base, REFERENCE_ROWS[0])
@@ -190,6 +195,8 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
         ],
         "failures": fmt.failures(run.results),
         "table_csv": rel(out / "table.csv"),
+        "best": best_section(run_dir),  # a search: its best proposal and the importances
+        "best_columns": BEST_COLUMNS,
     }
     refs = {(row, i.base): reference_value(run, i.base, row) for row in REFERENCE_ROWS
             for i in infos if i.kind == "sample"}  # fmt: skip
@@ -207,6 +214,9 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
         noise_table=fmt.markdown_table(fmt.NOISE_COLUMNS, ctx["noise"]),
         failure_table=fmt.markdown_failures(ctx["failures"]),
         grid_table=fmt.markdown_grids(ctx["grids"]),
+        best_table=fmt.markdown_table(BEST_COLUMNS, markdown_rows(ctx["best"]))
+        if ctx["best"]
+        else "",
         legend=fmt.LEGEND,
     )
     html = render("report.html.j2", ctx, tables=tables[True], legend=fmt.LEGEND)

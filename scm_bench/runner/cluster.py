@@ -115,6 +115,13 @@ def check_resources(spec: AblationSpec, trials: list[Trial]) -> None:
         raise RunError(
             "trial.device: cuda asked, but the Ray cluster has no GPU; use device: auto or cpu"
         )
+    for name, amount in res.custom.items():
+        if amount * res.workers > ray.cluster_resources().get(name, 0):
+            raise RunError(
+                f"resources.custom.{name}: {amount:g} per trial (x {res.workers} worker(s)) "
+                f"asked, but the cluster has {ray.cluster_resources().get(name, 0):g}; start a "
+                f"node with `ray start --resources '{{\"{name}\": N}}'` or drop it"
+            )
     if res.cpu * res.workers > ray.cluster_resources().get("CPU", 0):
         raise RunError(
             f"resources.cpu: {res.cpu:g} CPUs per trial (x {res.workers} worker(s)) asked, but "

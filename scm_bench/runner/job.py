@@ -8,11 +8,17 @@ Jobs reach the workers through ``tune.with_parameters`` (Ray's object store) as 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import ray
+from ray import tune
+
+from scm_bench import rundir
 from scm_bench.runner import live
+from scm_bench.runner.storage import Storage
 from scm_bench.spec import TrialSpec
 from scm_bench.spec.ablation import Resources
 from scm_bench.train.loop import train_trial
@@ -20,23 +26,30 @@ from scm_bench.train.loop import train_trial
 
 @dataclass(frozen=True)
 class Job:
-    """What a Tune trial needs: its typed spec and where it writes."""
+    """What a Tune trial needs: its typed spec, the storage its artifacts go through, and (on
+    the driver only) the run's folder they are assembled into."""
 
     trial_id: str
     spec: TrialSpec
-    dir: Path
-    teacher_cache: Path  # teachers live in <cache>/teacher-<digest of the teacher spec>
+    dir: Path  # the driver's folder of the trial (a search: of its proposals)
+    teacher_cache: Path  # the driver's: <cache>/teacher-<digest of the teacher spec>
+    storage: Storage
     threads: int = 1
     crash_at: int | None = None  # testing hook: raise at this step
     metric: str | None = None  # search mode: the searched column (reported from the start)
     resources: Resources = Resources()  # per trial; workers > 1: a Ray Train run (workers.py)
+    resume: tune.Checkpoint | None = None  # the state an earlier invocation left
+    teacher: bool = False  # a teacher of the cache: put into <storage>/teachers/ when done
+
+
+def teacher_id(spec: TrialSpec) -> str:
+    """The name of the teacher a student needs: one per distinct teacher spec."""
+    return f"teacher-{spec.teacher_trial().digest()}"
 
 
 def teacher_dir(spec: TrialSpec, cache: Path) -> Path | None:
-    """Where the teacher a student needs lives: one folder per distinct teacher spec."""
-    if not spec.needs_teacher():
-        return None
-    return Path(cache) / f"teacher-{spec.teacher_trial().digest()}"
+    """Where the teacher a student needs lives in the driver's cache."""
+    return Path(cache) / teacher_id(spec) if spec.needs_teacher() else None
 
 
 def crash_hook(trial_id: str) -> int | None:
@@ -62,29 +75,54 @@ class Reporting:
     pending: dict  # search mode: {metric: NaN} until the metric exists (Tune requires it)
 
 
+def ran_on(trial_dir: Path) -> dict:
+    """Where a trial ran: Ray's node id, the host name and its working directory there."""
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    return {"node_id": node, "host": socket.gethostname(), "workdir": str(trial_dir)}
+
+
+def final_row(result: dict, trial_dir: Path, reporting: Reporting) -> dict:
+    """The last report of a trial: its outcome and sample metrics."""
+    final = {"status": result["status"], "trial_dir": str(trial_dir), **result.get("metrics", {})}
+    final["timesteps_total"] = result["steps_done"]
+    return {**reporting.pending, **_scalars(final)}
+
+
 def train_and_report(
     spec: TrialSpec,
     trial_dir: Path,
     tdir: Path | None,
     crash_at: int | None,
     reporting: Reporting | None,  # None: train quietly (a teacher trained inside a trial)
-    report: Callable[[dict], None],
-    main: bool = True,  # rank 0 of a multi-worker trial (the one that exports live metrics)
+    report: Callable[..., None],  # tune.report or ray.train.report (metrics, checkpoint=)
+    main: bool = True,  # rank 0 of a multi-worker trial: exports live metrics, checkpoints
 ) -> dict:
-    """``train_trial``, each history row and then the outcome passed to ``report``."""
+    """``train_trial`` in the local ``trial_dir``; each history row and then the outcome
+    passed to ``report``, with the folder as a checkpoint whenever a new ``checkpoint.pt``
+    was saved (rows come after their step's checkpoint) and with the final artifacts."""
     if reporting is None:
         return train_trial(spec, trial_dir, tdir, None, crash_at)
+    ckpt_path, seen = Path(trial_dir) / "checkpoint.pt", [None]
+
+    def checkpoint() -> tune.Checkpoint | None:
+        stamp = ckpt_path.stat().st_mtime_ns if ckpt_path.exists() else None
+        if not main or stamp == seen[0]:
+            return None
+        seen[0] = stamp
+        return tune.Checkpoint.from_directory(str(trial_dir))
 
     # timesteps_total = the optimizer step: the x axis of TensorBoard (TBX) and MLflow curves.
     def on_log(row: dict) -> None:
         if main:
             live.export(reporting.live_id, row)
-        report({**reporting.pending, **_scalars(row), "timesteps_total": row["step"]})
+        metrics = {**reporting.pending, **_scalars(row), "timesteps_total": row["step"]}
+        report(metrics, checkpoint=checkpoint())
 
     result = train_trial(spec, trial_dir, tdir, on_log, crash_at)
     if main:
         live.export(reporting.live_id, {"diverged": float(result["status"] == "diverged")})
-    final = {"status": result["status"], "trial_dir": str(trial_dir), **result.get("metrics", {})}
-    final["timesteps_total"] = result["steps_done"]
-    report({**reporting.pending, **_scalars(final)})
+        result["ran_on"] = ran_on(trial_dir)
+        rundir.write_json(Path(trial_dir) / "result.json", result)
+    final = tune.Checkpoint.from_directory(str(trial_dir)) if main else None
+    report(final_row(result, trial_dir, reporting), checkpoint=final)
     return result

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,11 +23,12 @@ from scm_bench.lock import RunLock
 from scm_bench.report import write_report
 from scm_bench.report.table import long_results
 from scm_bench.runner.cluster import check_resources, connect
-from scm_bench.runner.progress import Progress, relayed
 from scm_bench.runner.results import result_row
 from scm_bench.runner.search import search_rows, tune_search
-from scm_bench.runner.trainable import Job, crash_hook, teacher_dir, trainable
-from scm_bench.runner.workers import max_trials, trial_resources
+from scm_bench.runner.storage import Storage, publish_teacher
+from scm_bench.runner.trainable import Job, crash_hook, teacher_dir
+from scm_bench.runner.tuner import fit
+from scm_bench.runner.workers import max_trials
 from scm_bench.safe_files import read_json_or_none
 from scm_bench.spec import AblationSpec, Trial
 from scm_bench.spec.check import preflight
@@ -55,7 +55,7 @@ def tune_jobs(
     jobs: list[Job],
     phase: str,
     spec: AblationSpec,
-    storage: Path,
+    storage: Storage,
     max_concurrent: int | None,
     echo,
     callbacks: list[tune.Callback] = (),
@@ -66,38 +66,23 @@ def tune_jobs(
     concurrency = max_concurrent or max_trials(spec.resources, ray.cluster_resources())
     echo(f"{phase}: {len(jobs)} trial(s), up to {concurrency} at a time")
     by_id = {j.trial_id: replace(j, resources=spec.resources) for j in jobs}
-    with relayed(echo) as say:  # Progress's lines, also under Ray Client
-        tuner = tune.Tuner(
-            tune.with_resources(
-                tune.with_parameters(trainable, jobs=by_id), trial_resources(spec.resources)
-            ),
-            param_space={"trial_id": tune.grid_search(list(by_id))},
-            tune_config=tune.TuneConfig(
-                max_concurrent_trials=concurrency,
-                reuse_actors=True,
-                trial_dirname_creator=tune_dirname,
-                trial_name_creator=tune_trialname,
-            ),
-            run_config=tune.RunConfig(
-                name=f"{phase}-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=str(storage),
-                failure_config=tune.FailureConfig(max_failures=spec.failure.max_retries),
-                callbacks=[Progress(phase, len(jobs), concurrency, say), *callbacks],
-                verbose=0,
-            ),
-        )
-        grid = tuner.fit()
-    for res in grid:
-        job = by_id[res.config["trial_id"]]
-        if res.error is not None and not rundir.is_finished(job.dir):
-            err = "".join(traceback.format_exception_only(type(res.error), res.error)).strip()
-            (job.dir / "error.txt").write_text(str(res.error))  # the full traceback
-            reason = err.splitlines()[-1][:500]
-            rundir.write_json(job.dir / "result.json", {"status": "failed", "error": reason})
-            echo(f"  {job.trial_id}: failed: {reason} (traceback: {job.dir / 'error.txt'})")
+    fit(
+        by_id, spec, phase, storage, {"trial_id": tune.grid_search(list(by_id))}, len(jobs),
+        concurrency, echo, callbacks, reuse_actors=True, trial_dirname_creator=tune_dirname,
+        trial_name_creator=tune_trialname,
+    )  # fmt: skip
 
 
-def student_job(t: Trial, out_dir: Path, cache: Path, threads: int) -> Job | None:
+def resume_seed(storage: Storage, folder: Path, trial_id: str) -> tune.Checkpoint | None:
+    """What an earlier invocation left of an unfinished trial (its folder of the run, assembled
+    from its checkpoints), put into the storage for whichever node resumes it."""
+    if not (folder / "checkpoint.pt").exists():
+        return None
+    storage.upload(folder, "resume", trial_id, replace=True)
+    return storage.checkpoint("resume", trial_id)
+
+
+def student_job(t: Trial, out_dir: Path, cache: Path, storage: Storage, threads: int) -> Job | None:
     """The job of an unfinished trial; None when finished or when its teacher did not succeed
     (then the trial is recorded as failed with the teacher's outcome)."""
     trial_dir = out_dir / "trials" / t.trial_id
@@ -112,7 +97,11 @@ def student_job(t: Trial, out_dir: Path, cache: Path, threads: int) -> Job | Non
             trial_dir / "result.json", {"status": "failed", "error": f"teacher {tdir.name} {why}"}
         )
         return None
-    return Job(t.trial_id, t.spec, trial_dir, cache, threads, crash_hook(t.trial_id))
+    if tdir:
+        publish_teacher(storage, tdir)  # students get it from the storage (once per teacher)
+    seed = resume_seed(storage, trial_dir, t.trial_id)
+    return Job(t.trial_id, t.spec, trial_dir, cache, storage, threads, crash_hook(t.trial_id),
+               resume=seed)  # fmt: skip
 
 
 def write_plan(spec: AblationSpec, trials: list[Trial], out_dir: Path) -> None:
@@ -136,18 +125,22 @@ def run(
     dashboard_host: str = "127.0.0.1",
     max_concurrent: int | None = None,
     teacher_cache: Path | None = None,
+    storage: str | None = None,  # Tune's storage_path: a folder or URI (default <out_dir>/ray)
     echo=print,
     callbacks: list[tune.Callback] = (),  # more Tune callbacks (runner.tracking: W&B, MLflow)
 ) -> pd.DataFrame:
     """Train every unfinished trial, then write the results table (and report). Teachers are
-    cached in ``teacher_cache`` (default: ``rundir.default_teacher_cache()``)."""
+    cached in ``teacher_cache`` (default: ``rundir.default_teacher_cache()``); artifacts go
+    through Tune's ``storage`` (``runner/storage.py``) and are assembled into ``out_dir``."""
     out_dir = Path(out_dir).resolve()
+    store = Storage.parse(storage, out_dir)
     with RunLock(out_dir) as lock:  # one driver per run folder; a second one is refused
         if lock.note:
             echo(lock.note)
         return _run_locked(
             spec, trials, out_dir, address, dashboard, dashboard_host, max_concurrent,
-            Path(teacher_cache or rundir.default_teacher_cache()).resolve(), echo, callbacks,
+            Path(teacher_cache or rundir.default_teacher_cache()).resolve(), store, echo,
+            callbacks,
         )  # fmt: skip
 
 
@@ -160,6 +153,7 @@ def _run_locked(
     dashboard_host,
     max_concurrent,
     cache,
+    storage,
     echo,
     callbacks,
 ) -> pd.DataFrame:
@@ -176,8 +170,9 @@ def _run_locked(
         for t in trials if spec.search is None else []:
             tdir = teacher_dir(t.spec, cache)
             if tdir and not rundir.is_finished(tdir) and tdir not in teacher_jobs:
-                teacher_jobs[tdir] = Job(tdir.name, t.spec.teacher_trial(), tdir, cache, threads)
-        storage = out_dir / "ray"
+                seed = resume_seed(storage, tdir, tdir.name)
+                teacher_jobs[tdir] = Job(tdir.name, t.spec.teacher_trial(), tdir, cache, storage,
+                                         threads, resume=seed, teacher=True)  # fmt: skip
         if any(t.spec.needs_teacher() for t in trials):
             echo(f"teacher cache: {cache}")
         teachers = list(teacher_jobs.values())
@@ -186,9 +181,10 @@ def _run_locked(
         # Students (and any other trials), skipping finished ones; or an Optuna search.
         trained = None  # a search: Optuna decides
         if spec.search is not None:
-            tune_search(spec, trials[0], out_dir, cache, threads, max_concurrent, echo, callbacks)
+            tune_search(spec, trials[0], out_dir, cache, storage, threads, max_concurrent, echo,
+                        callbacks)  # fmt: skip
         else:
-            jobs = [job for t in trials if (job := student_job(t, out_dir, cache, threads))]
+            jobs = [j for t in trials if (j := student_job(t, out_dir, cache, storage, threads))]
             tune_jobs(jobs, "trials", spec, storage, max_concurrent, echo, callbacks)
             trained = len(teacher_jobs) + len(jobs)
     finally:

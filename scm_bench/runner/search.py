@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import optuna
@@ -14,10 +13,12 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from scm_bench import metrics, rundir
-from scm_bench.runner.progress import Progress, relayed
+from scm_bench.report.best import search_label
 from scm_bench.runner.results import result_row
-from scm_bench.runner.trainable import Job, teacher_dir, trainable
-from scm_bench.runner.workers import max_trials, trial_resources
+from scm_bench.runner.storage import Storage, download
+from scm_bench.runner.trainable import Job, teacher_dir
+from scm_bench.runner.tuner import fit
+from scm_bench.runner.workers import max_trials
 from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.spec.ablation import SearchParam
 from scm_bench.spec.expand import slug
@@ -80,6 +81,7 @@ def tune_search(
     base: Trial,
     out_dir: Path,
     cache: Path,
+    storage: Storage,
     threads: int,
     max_concurrent: int | None,
     echo,
@@ -89,51 +91,41 @@ def tune_search(
     finished (the study lives in the run folder); each proposal is applied with
     ``TrialSpec.override`` in the worker and gets the teacher its settings imply."""
     job = Job(
-        f"{spec.name}-search", base.spec, out_dir / "trials", cache, threads,
+        f"{spec.name}-search", base.spec, out_dir / "trials", cache, storage, threads,
         metric=spec.search.metric, resources=spec.resources,
     )  # fmt: skip
     mode = direction(spec)
-    storage = study_storage(out_dir)
+    journal = study_storage(out_dir)
     study = optuna.create_study(
-        study_name=spec.name, storage=storage, load_if_exists=True,
+        study_name=spec.name, storage=journal, load_if_exists=True,
         direction="minimize" if mode == "min" else "maximize",
     )  # fmt: skip
     # A resumed study must not replay the first invocation's random draws: seed by its size.
     sampler = optuna.samplers.TPESampler(seed=base.seed + len(study.trials))
-    searcher = OptunaSearch(sampler=sampler, storage=storage, study_name=spec.name)
+    searcher = OptunaSearch(sampler=sampler, storage=journal, study_name=spec.name)
     done = finished_proposals(study)
     todo = max(0, spec.search.num_samples - done)
     concurrency = max_concurrent or max_trials(spec.resources, ray.cluster_resources())
     echo(f"search: {todo} Optuna proposal(s) on {spec.search.metric} ({mode}), {done} done")
-    with relayed(echo) as say:  # Progress's lines, also under Ray Client
-        tuner = tune.Tuner(
-            tune.with_resources(
-                tune.with_parameters(trainable, jobs={job.trial_id: job}),
-                trial_resources(spec.resources),
-            ),
-            param_space={
-                "trial_id": job.trial_id,
-                "params": {p: domain(v) for p, v in spec.search.params.items()},
-            },
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                num_samples=todo,
-                metric=spec.search.metric,
-                mode=mode,
-                max_concurrent_trials=concurrency,
-                trial_dirname_creator=search_dirname,
-                trial_name_creator=search_trialname,
-            ),
-            run_config=tune.RunConfig(
-                name=f"search-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=str(out_dir / "ray"),
-                verbose=0,
-                callbacks=[Progress("search", todo, concurrency, say), *callbacks],
-            ),
-        )
-        if todo:
-            tuner.fit()
+    if todo:
+        space = {p: domain(v) for p, v in spec.search.params.items()}
+        fit(
+            {job.trial_id: job}, spec, "search", storage,
+            {"trial_id": job.trial_id, "params": space}, todo, concurrency, echo, callbacks,
+            search_alg=searcher, num_samples=todo, metric=spec.search.metric, mode=mode,
+            trial_dirname_creator=search_dirname, trial_name_creator=search_trialname,
+        )  # fmt: skip
+    collect_teachers(storage, out_dir, cache)
     write_best(spec, study, out_dir, echo)
+
+
+def collect_teachers(storage: Storage, out_dir: Path, cache: Path) -> None:
+    """The teachers the proposals trained (they put them into the storage) into the driver's
+    teacher cache, where the results table finds their metrics."""
+    for trial_json in sorted((out_dir / "trials").glob("*/trial.json")):
+        tdir = teacher_dir(TrialSpec.model_validate(rundir.read_json(trial_json)), cache)
+        if tdir and not rundir.is_finished(tdir) and storage.exists("teachers", tdir.name):
+            download(storage.checkpoint("teachers", tdir.name), tdir)
 
 
 def write_best(spec: AblationSpec, study: optuna.Study, out_dir: Path, echo) -> None:
@@ -166,9 +158,6 @@ def search_rows(spec: AblationSpec, out_dir: Path, cache: Path) -> list[dict]:
             for part in path.split("."):
                 node = getattr(node, part)
             axes[path] = node
-        label = ",".join(
-            f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in axes.items()
-        )
-        t = Trial(trial_dir.name, label, axes, ts.seed, ts)
+        t = Trial(trial_dir.name, search_label(axes), axes, ts.seed, ts)
         rows.append(result_row(t, trial_dir, teacher_dir(ts, cache)))
     return rows

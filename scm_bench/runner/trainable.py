@@ -1,21 +1,33 @@
 """The Tune trial: the function Tune runs for a ``Job`` (``runner/job.py``).
 
-A trial trains in the Tune trial's own process, or, with ``resources.workers > 1``, as a Ray
-Train run that the trial launches and waits for (``runner/workers.py``).
+A trial works in a fresh folder of its own on the node that runs it (``storage.workdir``),
+starts from its latest checkpoint (Tune's, after a retry, or the one an earlier invocation
+left in the storage), gets its teacher from the storage, and reports its checkpoints and final
+artifacts as ``tune.Checkpoint``s (``job.train_and_report``). It trains in the Tune trial's own
+process, or, with ``resources.workers > 1``, as a Ray Train run that the trial launches and
+waits for (``runner/workers.py``).
 """
 
 from __future__ import annotations
 
 import math
-import time
+import shutil
 from pathlib import Path
 
 import torch
 from ray import tune
 
 from scm_bench import rundir
-from scm_bench.lock import LockedError, RunLock
-from scm_bench.runner.job import Job, Reporting, crash_hook, teacher_dir, train_and_report
+from scm_bench.runner.job import (
+    Job,
+    Reporting,
+    crash_hook,
+    final_row,
+    teacher_dir,
+    teacher_id,
+    train_and_report,
+)
+from scm_bench.runner.storage import download, fetch_teacher, publish_teacher, workdir
 from scm_bench.runner.workers import fit_workers
 from scm_bench.spec import TrialSpec
 from scm_bench.spec.expand import trial_id
@@ -24,25 +36,23 @@ __all__ = ["Job", "crash_hook", "run_job", "teacher_dir", "trainable"]
 
 
 def run_job(
-    job: Job, spec: TrialSpec, trial_dir: Path, tdir: Path | None, reporting: Reporting | None
+    job: Job,
+    spec: TrialSpec,
+    work: Path,
+    tdir: Path | None,
+    reporting: Reporting | None,
+    start: tune.Checkpoint | None = None,  # already in ``work``; a Ray Train run's rank 0 gets it
 ) -> None:
-    """Train in this process, or as a Ray Train run of ``job.resources.workers`` workers (a
-    finished trial only reports its outcome, in this process)."""
-    if job.resources.workers > 1 and not rundir.is_finished(trial_dir):
-        fit_workers(job, spec, trial_dir, tdir, reporting)
+    """Train in this process, or as a Ray Train run of ``job.resources.workers`` workers whose
+    final artifacts come back into ``work`` (then reported from here)."""
+    if job.resources.workers > 1 and not rundir.is_finished(work):
+        fit_workers(job, spec, work, reporting, start)
+        result = rundir.trial_outcome(work)
+        if reporting is not None and result is not None:
+            final = tune.Checkpoint.from_directory(str(work))
+            tune.report(final_row(result, work, reporting), checkpoint=final)
     else:
-        train_and_report(spec, trial_dir, tdir, job.crash_at, reporting, tune.report)
-
-
-def run_once(job: Job, spec: TrialSpec, folder: Path, reporting: Reporting | None = None) -> None:
-    """``run_job`` for a teacher of the shared cache, which several trials or runs may want at
-    once: one process trains it, the others wait, then read (and report) its outcome."""
-    while True:
-        try:
-            with RunLock(folder):
-                return run_job(job, spec, folder, None, reporting)
-        except LockedError:
-            time.sleep(2)
+        train_and_report(spec, work, tdir, job.crash_at, reporting, tune.report)
 
 
 def proposal(job: Job, params: dict) -> tuple[TrialSpec, str]:
@@ -53,26 +63,43 @@ def proposal(job: Job, params: dict) -> tuple[TrialSpec, str]:
     return spec, trial_id(job.trial_id.removesuffix("-search"), params, spec.seed, spec)
 
 
-def trainable(config: dict, jobs: dict[str, Job]) -> None:
-    """Tune entry point: train one trial in its own directory, reporting each history row.
+def teacher_of(job: Job, spec: TrialSpec) -> Path | None:
+    """This node's copy of the teacher the trial needs, from the storage (trained here, quietly,
+    and put there when no trial has yet: a search proposal's own teacher)."""
+    if not spec.needs_teacher():
+        return None
+    teacher = spec.teacher_trial()
+    tdir = fetch_teacher(
+        job.storage, teacher_id(spec), lambda folder: run_job(job, teacher, folder, None, None)
+    )
+    outcome = rundir.trial_outcome(tdir)
+    if outcome is None or outcome["status"] != "ok":
+        raise RuntimeError(f"teacher {tdir.name} {outcome['status'] if outcome else 'missing'}")
+    return tdir
 
-    Search mode: Optuna's proposal (``config["params"]``) gets (and, if it is not cached yet,
+
+def trainable(config: dict, jobs: dict[str, Job]) -> None:
+    """Tune entry point: train one trial in a working directory of its own, reporting each
+    history row, its checkpoints and its final artifacts.
+
+    Search mode: Optuna's proposal (``config["params"]``) gets (and, if no trial has it yet,
     trains) the teacher its settings imply.
     """
     job = jobs[config["trial_id"]]
     torch.set_num_threads(job.threads)
-    spec, trial_dir, name = job.spec, job.dir, job.trial_id
+    spec, name = job.spec, job.trial_id
     if "params" in config:
         spec, name = proposal(job, config["params"])
-        trial_dir = job.dir / name
-    tdir = teacher_dir(spec, job.teacher_cache)
-    if tdir is not None and not rundir.is_finished(tdir):
-        run_once(job, spec.teacher_trial(), tdir)
-    if tdir is not None and rundir.trial_outcome(tdir)["status"] != "ok":
-        raise RuntimeError(f"teacher {tdir.name} {rundir.trial_outcome(tdir)['status']}")
-    # Search mode: Tune requires the searched metric in every report; NaN until it exists.
-    reporting = Reporting(name, {job.metric: math.nan} if job.metric else {})
-    if spec.method == "teacher":  # a teacher job of the shared cache
-        run_once(job, spec, trial_dir, reporting)
-    else:
-        run_job(job, spec, trial_dir, tdir, reporting)
+    work = workdir(name)
+    try:
+        start = tune.get_checkpoint() or job.resume
+        if start is not None:
+            download(start, work)
+        tdir = teacher_of(job, spec)
+        # Search mode: Tune requires the searched metric in every report; NaN until it exists.
+        reporting = Reporting(name, {job.metric: math.nan} if job.metric else {})
+        run_job(job, spec, work, tdir, reporting, start)
+        if job.teacher:  # a teacher for the students: into the storage's teachers
+            publish_teacher(job.storage, work)
+    finally:
+        shutil.rmtree(work.parent, ignore_errors=True)

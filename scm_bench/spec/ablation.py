@@ -26,6 +26,12 @@ class Resources(Section):
         description="Data-parallel workers per trial (Ray Train; gloo on CPU, NCCL on GPU), each "
         "with cpu and gpu above; train.batch_size is the global batch, split between them.",
     )
+    custom: dict[str, StrictFloat] = Field(
+        default_factory=dict,
+        description="Custom Ray resources per trial (per worker), e.g. {large_mem: 1}: runs trials "
+        "only on the nodes started with them (`ray start --resources`); refused up front if the "
+        "cluster has too few.",
+    )
 
 
 class SearchParam(Section):

@@ -167,18 +167,19 @@ def train_trial(
             break
         window.add(values, diag)
 
-        # Logging and checkpointing.
+        # Logging and checkpointing (on_log sees a row once its step's checkpoint is saved).
+        row = None
         if step % spec.train.log_every == 0 or step == spec.train.steps:
             row = window.row(step, values)
             every = spec.eval.curve_every
             if every and step % every == 0 and spec.method != "teacher" and world.main:
                 row.update(curve_point(parts))  # sample quality against step
             rundir.append_history(hist_path, row)
-            if on_log is not None:
-                on_log(row)
             window = Window()
         if step % spec.train.checkpoint_every == 0 or step == spec.train.steps:
             rundir.save_checkpoint(ckpt_path, state_of(parts, step, gen, window, amp))
+        if row is not None and on_log is not None:
+            on_log(row)
     result["steps_done"] = step if result["status"] == "ok" else step - 1
     clock.lap("train")  # the steps, with their logging and checkpoints
 
