@@ -132,6 +132,20 @@ def test_failed_and_diverged_seeds_leave_the_pairs():
     np.testing.assert_allclose(pairs["diff"], math.log(0.9))
 
 
+def test_diverged_trials_pair_on_stability_and_probe_metrics():
+    """A diverged trial has its gradient norms and probes: stability, probe and cost claims pair
+    it (only failed seeds leave); a sample metric pairs ok trials only (above)."""
+    base = seed_effects()
+    status = {("raw", 2): "failed", ("raw", 5): "diverged", ("normalize", 5): "diverged"}
+    normalize = {"grad_norm_p99": base, "fp16_nonfinite": base * 0}
+    raw = {"grad_norm_p99": base * 2, "fp16_nonfinite": base * 0 + 0.25}
+    df = run({"normalize": normalize, "raw": raw}, status)
+    pairs = paired_differences(df, claim(metric="grad_norm_p99", scale="log"))
+    assert list(pairs["seed"]) == [0, 1, 3, 4, 5, 6, 7]
+    np.testing.assert_allclose(pairs["diff"], math.log(2))
+    assert len(paired_differences(df, claim(metric="fp16_nonfinite"))) == 7
+
+
 def many_claims(k: int, rng: np.random.Generator, n=8):
     """k metrics of pure noise (no variant effect) and one difference claim per metric."""
     base = {f"fid_s{i}": seed_effects(n, seed=100 + i) for i in range(k)}

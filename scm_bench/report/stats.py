@@ -28,6 +28,7 @@ POWER = 0.8  # power at which detectable effects and seeds needed are quoted
 CONFIDENCE = 0.95
 MIN_WILCOXON = 6  # below 6 pairs the signed-rank test cannot reach p < 0.05 (2 / 2^5)
 LOG_KINDS = ("sample", "ratio", "cost")  # registered kinds whose metrics are positive quantities
+FINISHED = ("ok", "diverged")  # outcomes whose history and probes exist
 NAN = math.nan
 
 
@@ -103,7 +104,7 @@ class Verdict:
     kind: str  # difference | equivalence (metric 'diverged': a difference of rates)
     scale: str  # log: effects are log(treated / baseline) | linear: treated - baseline
     primary: bool  # in the Holm family; False: secondary, p unadjusted, descriptive
-    n: int  # seed pairs with both trials ok ('diverged': finished seeds, smaller variant)
+    n: int  # seed pairs, both finished, metric finite ('diverged': finished seeds)
     effect: float  # mean paired difference on `scale` ('diverged': rate difference)
     ci_low: float  # 95% t-interval of `effect` ('diverged': Newcombe interval)
     ci_high: float
@@ -148,16 +149,22 @@ def variant_rows(df: pd.DataFrame, claim: Claim, role: str) -> pd.DataFrame:
 
 
 def _by_seed(rows: pd.DataFrame, claim: Claim, role: str) -> pd.Series:
-    ok = rows[rows["status"] == "ok"]
+    """The claim's metric per seed over the trials that have it: ok ones for sample metrics
+    (and unregistered columns), finished ones (ok or diverged) for stability, probe and cost
+    metrics, which a diverged trial has too."""
+    m = metrics.REGISTRY.get(metrics.base_name(claim.metric))
+    statuses = FINISHED if m is not None and m.kind not in ("sample", "ratio") else ("ok",)
+    ok = rows[rows["status"].isin(statuses)]
     if ok["seed"].duplicated().any():
-        raise ValueError(f"claim {claim.name!r}: {role} has several ok trials per seed")
+        raise ValueError(f"claim {claim.name!r}: {role} has several finished trials per seed")
     return pd.to_numeric(ok.set_index("seed")[claim.metric], errors="coerce")
 
 
 def paired_differences(df: pd.DataFrame, claim: Claim) -> pd.DataFrame:
-    """Per seed with both trials ok and finite: columns seed, treated, baseline, diff (treated
-    minus baseline on the claim's scale). attrs['scale'] is the scale used: a default log scale
-    falls back to linear when a value is <= 0 (e.g. an unbiased KID); an explicit one raises."""
+    """Per seed with both trials finished and the metric finite: columns seed, treated,
+    baseline, diff (treated minus baseline on the claim's scale). attrs['scale'] is the scale
+    used: a default log scale falls back to linear when a value is <= 0 (e.g. an unbiased KID);
+    an explicit one raises."""
     if claim.metric not in df.columns:
         raise ValueError(f"claim {claim.name!r}: metric {claim.metric!r} is not a results column")
     t = _by_seed(variant_rows(df, claim, "variant"), claim, "variant")
