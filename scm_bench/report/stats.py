@@ -74,10 +74,13 @@ def _min_n(analysis, effect_size: float, power: float, alpha: float, alternative
     """Smallest n (per group) at which a statsmodels power analysis reaches `power`."""
     if effect_size == 0:
         return math.inf
-    if analysis.power(effect_size, 2, alpha, alternative=alternative) >= power:
-        return 2  # solve_power's root finder finds no n below 2
-    n = analysis.solve_power(effect_size, None, alpha, power, alternative=alternative)
-    return math.ceil(round(float(np.squeeze(n)), 6))  # it lands a hair above a whole n
+    for n in (2, 3, 4):  # solve_power's root finder finds no n below 2
+        reached = analysis.power(effect_size, n, alpha, alternative=alternative)
+        if reached >= power or (effect_size > 1 and not math.isfinite(reached)):
+            return n  # NaN: the noncentral t overflows for huge effects, whose power is 1
+    n = float(np.squeeze(analysis.solve_power(effect_size, None, alpha, power,
+                                              alternative=alternative)))  # fmt: skip
+    return math.ceil(round(n, 6)) if math.isfinite(n) else NAN  # a hair above a whole n
 
 
 def seeds_needed(sd: float, effect: float, power=POWER, alpha=ALPHA, alternative="two-sided"):
