@@ -148,3 +148,20 @@ def test_curve_every_logs_sample_metrics_without_changing_training(tmp_path, sin
     logged = {r["step"]: r for r in curve}
     assert "eval_swd_1step" in logged[4] and math.isfinite(logged[4]["eval_swd_1step"])
     assert not any(k.startswith("eval_") for s in (2, 6) for k in logged[s])
+
+
+def test_probe_figure_draws_every_probe_per_variant(tmp_path):
+    import pandas as pd
+
+    from scm_bench.report.figures import probe_figure
+
+    rows = []
+    for variant in ("a", "b"):
+        for seed in range(3):
+            row = {"variant": variant, "seed": seed}
+            for name in ("dfdt", "g_p99", "fp16_nonfinite"):
+                row |= {f"{name}_tbin_{i}": 1.0 + i + seed for i in range(T_BINS)}
+            rows.append(row)
+    path = probe_figure(pd.DataFrame(rows), ["a", "b"], tmp_path / "probes.png")
+    assert path is not None and path.stat().st_size > 0
+    assert probe_figure(pd.DataFrame({"variant": ["a"]}), ["a"], tmp_path / "none.png") is None

@@ -141,7 +141,7 @@ def probe_figure(results: pd.DataFrame, variants, path: Path):
                 t = (b + 0.5) * (math.pi / 2) / T_BINS
                 part = results[["variant", col]].rename(columns={col: "value"})
                 long.append(part.assign(probe=name, t=t))
-    data = pd.concat(long).dropna() if long else pd.DataFrame()
+    data = pd.concat(long, ignore_index=True).dropna() if long else pd.DataFrame()
     names = [n for n in PROBES if not data.empty and (data["probe"] == n).any()]
     if not names:
         return None
