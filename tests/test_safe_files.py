@@ -73,7 +73,9 @@ def test_json_problems_name_the_file_and_what_is_wrong(tmp_path):
     assert read_json_or_none(path, expect=list) == ([1, 2], None)
 
 
-FIELD = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]), max_size=6)
+# No bare carriage return: csv.writer(lineterminator="\n"), as pandas writes, leaves '\r' unquoted
+# and every CSV reader takes it for a line end (our columns and values never hold one).
+FIELD = st.text(st.characters(exclude_characters="\x00\r", exclude_categories=["Cs"]), max_size=6)
 
 
 @settings(max_examples=200, **TMP)
