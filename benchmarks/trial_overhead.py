@@ -1,6 +1,7 @@
 """How much of a digits run's wall time is not training steps (the cost of a cheap trial).
 
     python benchmarks/trial_overhead.py [--seeds 2] [--out DIR]
+    python benchmarks/trial_overhead.py --from RUN_DIR [RUN_DIR ...]   # phases of finished runs
 
 Runs `scm-bench run ablations/base/digits_sct.yaml` (small U-Net, sCT, 400 steps per student)
 twice with one teacher cache: the first run (students of 1 step) trains the teachers, untimed,
@@ -58,11 +59,30 @@ def measure(base: Path, seeds: int) -> tuple[float, dict[str, float], int]:
     return wall, totals, len(results)
 
 
+def from_runs(run_dirs: list[str]) -> None:
+    """Per run: mean seconds per phase over its students (``result.json`` phases) and the share
+    of a trial's own wall time outside training steps (Ray and worker start not included)."""
+    print("| run | students | train s | setup s | evaluate s | probe s | outside training |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for run_dir in run_dirs:
+        rows = [json.loads(p.read_text()) for p in Path(run_dir).glob("trials/*/result.json")]
+        rows = [r["phases"] for r in rows if r.get("phases")]
+        if not rows:
+            continue
+        mean = {k: sum(r.get(k, 0.0) for r in rows) / len(rows) for k in PHASES}
+        share = 1 - mean["train"] / sum(mean.values())
+        cells = " | ".join(f"{mean[k]:.1f}" for k in ("train", "setup", "evaluate", "probe"))
+        print(f"| {Path(run_dir).name} | {len(rows)} | {cells} | {100 * share:.1f}% |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=2, help="students (one per seed)")
     p.add_argument("--out", help="keep the runs here (default: a temporary folder)")
+    p.add_argument("--from", dest="runs", nargs="+", help="only read the phases of these runs")
     args = p.parse_args()
+    if args.runs:
+        return from_runs(args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.out or tmp)
         wall, totals, n = measure(base, args.seeds)
