@@ -113,7 +113,8 @@ def update_readme(readme: Path, reports_dir: Path) -> Path:
     if text is None or START not in text or END not in text:
         raise RunError(f"--readme {readme}: no scoreboard markers; add the two lines "
                        f"{START!r} and {END!r} where the table goes")  # fmt: skip
-    prefix = Path(os.path.relpath(reports_dir.resolve(), readme.resolve().parent)).as_posix()
+    prefix = Path(os.path.relpath(os.path.abspath(reports_dir), os.path.abspath(readme.parent)))
+    prefix = prefix.as_posix()
     table = scoreboard_markdown(entries(reports_dir), prefix.rstrip("/") + "/")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
