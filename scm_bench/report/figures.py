@@ -106,25 +106,36 @@ EVAL_PREFIX = "eval_"  # history fields of eval.curve_every: a sample metric aga
 MAX_EVAL_PANELS = 4
 
 
+def _line_panels(panels, variants, path: Path, xlabel: str | None = None):
+    """One lineplot panel per (title, data, x, log_y) with hue = variant (mean +- sd over
+    seeds, markers), the legend under the first panel; the figure's path."""
+    hue_order = [v for v in variants if any(v in set(d["variant"]) for _, d, _, _ in panels)]
+    with _styled():
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2), squeeze=False)
+        for ax, (title, data, x, log_y) in zip(axes[0], panels, strict=True):
+            sns.lineplot(data=data, x=x, y="value", hue="variant", hue_order=hue_order,
+                         palette=palette(variants), errorbar="sd", marker="o", ax=ax,
+                         legend=ax is axes[0][0])  # fmt: skip
+            if log_y and (data["value"] > 0).all():
+                _log_y(ax)
+            ax.set(title=title, xlabel=xlabel or x, ylabel="")
+        if axes[0][0].get_legend() is not None:
+            sns.move_legend(axes[0][0], "upper left", bbox_to_anchor=(0, -0.2), ncol=2,
+                            title=None, frameon=False)  # fmt: skip
+        return _save(fig, path)
+
+
 def eval_curve_figure(curves: pd.DataFrame, variants, path: Path):
     """Sample metrics against step (eval.curve_every), mean +- sd over seeds, one panel each."""
     fields = [c for c in curves.columns if c.startswith(EVAL_PREFIX) and curves[c].notna().any()]
     if not fields:
         return None
-    fields = sorted(fields)[:MAX_EVAL_PANELS]
-    hue_order = [v for v in variants if v in set(curves["variant"])]
-    with _styled():
-        fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 3.2), squeeze=False)
-        for ax, field in zip(axes[0], fields, strict=True):
-            data = curves[["step", "variant", field]].dropna()
-            sns.lineplot(data=data, x="step", y=field, hue="variant", hue_order=hue_order,
-                         palette=palette(variants), errorbar="sd", marker="o", ax=ax,
-                         legend=ax is axes[0][0])  # fmt: skip
-            ax.set(title=field.removeprefix(EVAL_PREFIX), ylabel="")
-        if axes[0][0].get_legend() is not None:
-            sns.move_legend(axes[0][0], "upper left", bbox_to_anchor=(0, -0.2), ncol=2,
-                            title=None, frameon=False)  # fmt: skip
-        return _save(fig, path)
+    panels = [
+        (f.removeprefix(EVAL_PREFIX), curves[["step", "variant", f]].dropna().rename(
+            columns={f: "value"}), "step", False)
+        for f in sorted(fields)[:MAX_EVAL_PANELS]
+    ]  # fmt: skip
+    return _line_panels(panels, variants, path)
 
 
 PROBES = {"dfdt": "sin(t) RMS dF/dt", "g_p99": "||g||, 99th percentile",
@@ -145,21 +156,8 @@ def probe_figure(results: pd.DataFrame, variants, path: Path):
     names = [n for n in PROBES if not data.empty and (data["probe"] == n).any()]
     if not names:
         return None
-    hue_order = [v for v in variants if v in set(data["variant"])]
-    with _styled():
-        fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
-        for ax, name in zip(axes[0], names, strict=True):
-            part = data[data["probe"] == name]
-            sns.lineplot(data=part, x="t", y="value", hue="variant", hue_order=hue_order,
-                         palette=palette(variants), errorbar="sd", marker="o", ax=ax,
-                         legend=ax is axes[0][0])  # fmt: skip
-            if name != "fp16_nonfinite" and (part["value"] > 0).all():
-                _log_y(ax)
-            ax.set(title=PROBES[name], xlabel="t (bin centre)", ylabel="")
-        if axes[0][0].get_legend() is not None:
-            sns.move_legend(axes[0][0], "upper left", bbox_to_anchor=(0, -0.2), ncol=2,
-                            title=None, frameon=False)  # fmt: skip
-        return _save(fig, path)
+    panels = [(PROBES[n], data[data["probe"] == n], "t", n != "fp16_nonfinite") for n in names]
+    return _line_panels(panels, variants, path, xlabel="t (bin centre)")
 
 
 def tbin_figure(tbins: pd.DataFrame, variants, path: Path):
