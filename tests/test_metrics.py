@@ -207,12 +207,14 @@ def test_rgb_fid_runs_through_clean_fid_inception_and_caches(
 
 
 def test_registry_names_and_suggestions():
-    assert metrics.default_sample_metrics("digits") == ("fid", "kid")
+    assert metrics.default_sample_metrics("digits") == ("fid",)  # kid is opt-in: seconds a value
     assert metrics.default_sample_metrics("toy2d/moons") == ("swd", "mmd", "frechet2d")
     with pytest.raises(metrics.UnknownMetric, match="did you mean 'fid'"):
         metrics.get("fdi")
     with pytest.raises(ValueError, match="not a sample metric for dataset 'toy2d'"):
         metrics.check_available("toy2d/moons", ["fid"])
+    with pytest.raises(ValueError, match="use one of: fid, kid$"):  # opt-in ones listed too
+        metrics.check_available("digits", ["swd"])
     rows = metrics.list_metrics()
     assert {"name", "kind", "higher_is_better", "aggregate", "description"} <= set(rows[0])
     assert {r["name"]: r["higher_is_better"] for r in rows}["fid"] is False

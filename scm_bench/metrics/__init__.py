@@ -53,10 +53,10 @@ def check_available(
     for name in names:
         metric = get(name)
         if not applies(metric, dataset_name):
-            usable = ", ".join(default_sample_metrics(dataset_name)) or "none"
+            usable = ", ".join(m for m in REGISTRY if applies(REGISTRY[m], dataset_name))
             raise MetricNotApplicable(
                 f"eval.metrics: {name!r} is not a sample metric for dataset {fam!r}; "
-                f"use one of: {usable}"
+                f"use one of: {usable or 'none'}"
             )
     if fam in IMAGES and names:  # every image metric needs the feature network
         extractor_for(dataset_name, resolve_settings(inception, cache_dir))  # MissingWeights
@@ -123,5 +123,6 @@ for _m in RATIO_OF:
                     f"(columns {_m}_ratio_<sampler>; sCM Sec. 6: a constant ratio across sizes)",
                     REGISTRY[_m].higher_is_better, "ratio", bounds=POSITIVE))  # fmt: skip
 register(Metric("kid", "KID (clean-fid): unbiased cubic-kernel MMD^2 of features (may be < 0), "
-                "same features and reference as fid", False, "sample", datasets=IMAGES,
-                fn=_kid_metric, reference=_fid.REFERENCE_SPLIT))  # fmt: skip
+                "same features and reference as fid; opt-in (eval.metrics: [fid, kid]): its 100 "
+                "subsets take seconds per value", False, "sample", datasets=IMAGES,
+                fn=_kid_metric, reference=_fid.REFERENCE_SPLIT, default=False))  # fmt: skip

@@ -29,6 +29,7 @@ class Metric:
     fn: Callable | None = None  # sample metrics: fn(samples, dataset, ctx) -> float
     bounds: tuple[float | None, float | None] = (None, None)  # values it can take (None: open)
     reference: str = "test"  # sample metrics: the split samples are compared with
+    default: bool = True  # sample metrics: part of the data's evaluation when eval.metrics is empty
 
 
 REGISTRY: dict[str, Metric] = {}
@@ -74,8 +75,9 @@ def applies(metric: Metric, dataset: str) -> bool:
 
 
 def default_sample_metrics(dataset: str) -> tuple[str, ...]:
-    """Names of the sample metrics that apply to a dataset (by name or family)."""
-    return tuple(m.name for m in REGISTRY.values() if applies(m, dataset))
+    """Names of the sample metrics a dataset is evaluated with when ``eval.metrics`` is empty:
+    those that apply to it (by name or family), less the opt-in ones (``default=False``)."""
+    return tuple(m.name for m in REGISTRY.values() if m.default and applies(m, dataset))
 
 
 def list_metrics() -> list[dict]:
