@@ -80,10 +80,12 @@ def test_summarize_counts_a_nonfinite_g_as_infinite():
     assert summarize({"g_norm": g})["g_max"] == math.inf
 
 
-def test_dfdt_is_sin_t_times_the_rms_time_derivative():
+@pytest.mark.parametrize("ordering", ["naive", "rearranged"])
+@pytest.mark.parametrize("backend", ["autograd", "finite_difference"])
+def test_dfdt_is_sin_t_times_the_rms_time_derivative(ordering, backend):
     w, x = 7.0, torch.randn(5, 3)
     t = torch.tensor([0.1, 0.4, 0.9, 1.2, 1.5])
-    got = dfdt(SineOfTime(w), x, t, None)
+    got = dfdt(SineOfTime(w), x, t, None, SIGMA_D, JVPConfig(ordering, backend=backend))
     assert torch.allclose(got, torch.sin(t) * (w * torch.cos(w * t)).abs(), atol=1e-5)
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from scm_bench.core.jvp import ForwardJVP, tangent_of_net
+from scm_bench.core.jvp import JVPConfig, tangent_of_net
 from scm_bench.core.losses import SCMLoss
 from scm_bench.core.trigflow import noise
 from scm_bench.metrics.probes import PROBE_BATCH, probe_times, summarize
@@ -27,14 +27,11 @@ PROBE_SEED = 777  # the probe's noise (fixed: variants and seeds share it)
 DONE = 10**9  # a step far past any warmup: r = 1
 
 
-def dfdt(net: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, y) -> torch.Tensor:
-    """(B,) sin(t) x RMS over elements of dF/dt(x, t) along t alone."""
-    tx, tt = torch.zeros_like(x), torch.ones_like(t)
-    if isinstance(net, ForwardJVP):
-        _, df = net.forward_jvp(x, tx, t, tt, y)
-    else:
-        _, df = torch.func.jvp(lambda a, b: net(a, b, y), (x, t), (tx, tt))
-    return torch.sin(t) * df.flatten(1).pow(2).mean(1).sqrt()
+def dfdt(net, x_t: torch.Tensor, t: torch.Tensor, y, sigma_d: float, cfg: JVPConfig):
+    """(B,) sin(t) x RMS over elements of dF/dt(x_t / sigma_d, t) along t alone: the JVP of
+    ``tangent_of_net`` with no x-tangent is cos t sin t sigma_d dF/dt."""
+    _, cs_df = tangent_of_net(net, x_t, t, torch.zeros_like(x_t), sigma_d, y, cfg)
+    return cs_df.flatten(1).pow(2).mean(1).sqrt() / (torch.cos(t) * sigma_d)
 
 
 def fp16_nonfinite(loss: SCMLoss, net, x0, z, t, x_t, y) -> torch.Tensor:
@@ -63,6 +60,7 @@ def probe(parts: Parts) -> dict[str, float]:
     student = isinstance(loss, SCMLoss)
     x0, y, z = probe_batch(parts)
     times = probe_times(sd)
+    exact = replace(loss.jvp, precision="float32") if student else JVPConfig()  # dfdt's JVP
     names = ("dfdt", "g_norm", "fp16_nonfinite") if student else ("dfdt",)
     if student and loss.jvp.precision == "float32" and parts.device.type != "cuda":
         names = names[:2]  # no float16 probe of a float32 JVP on a CPU: the module docstring
@@ -72,7 +70,7 @@ def probe(parts: Parts) -> dict[str, float]:
         for value in row:
             t = torch.full((x0.shape[0],), float(value), device=x0.device)
             x_t = noise(x0, z, t)
-            per_bin["dfdt"].append(dfdt(net, x_t / sd, t, y))
+            per_bin["dfdt"].append(dfdt(net, x_t, t, y, sd, exact))
             if student:
                 _, diag = loss(net, x0, y, step=DONE, t=t, z=z)
                 per_bin["g_norm"].append(diag["g_norm"])
