@@ -221,10 +221,10 @@ def test_a_second_driver_on_the_same_folder_is_refused_and_results_match_a_clean
 
 def test_exit_codes_interrupt_gives_130_and_says_how_to_resume(ray_cluster, tmp_path):
     run_dir, cache = tmp_path / "run", tmp_path / "teachers"
+    args = _driver(run_dir, cache, ray_cluster["address"], "--max-concurrent", "1")
     proc = subprocess.Popen(
-        _driver(run_dir, cache, ray_cluster["address"], "--max-concurrent", "1",
-                "--set", "train.steps=200"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        args + ["--set", "train.steps=200"],  # after QUICK's steps: the last --set wins, so
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,  # Ctrl-C lands mid-run
     )  # fmt: skip
     _wait_for("trials/*/history.jsonl", run_dir, timeout=300)
     os.kill(proc.pid, signal.SIGINT)
