@@ -115,6 +115,11 @@ def write_plan(spec: AblationSpec, trials: list[Trial], out_dir: Path) -> None:
     rundir.write_json(out_dir / "trials.json", plan)
 
 
+def say(line: str) -> None:
+    """The default ``echo``: print, flushed (progress shows as it happens in a pipe or log)."""
+    print(line, flush=True)
+
+
 def run(
     spec: AblationSpec,
     trials: list[Trial],
@@ -126,7 +131,7 @@ def run(
     max_concurrent: int | None = None,
     teacher_cache: Path | None = None,
     storage: str | None = None,  # Tune's storage_path: a folder or URI (default <out_dir>/ray)
-    echo=print,
+    echo=None,  # lines for the user (None: ``say``)
     callbacks: list[tune.Callback] = (),  # more Tune callbacks (runner.tracking: W&B, MLflow)
 ) -> pd.DataFrame:
     """Train every unfinished trial, then write the results table (and report). Teachers are
@@ -134,6 +139,7 @@ def run(
     through Tune's ``storage`` (``runner/storage.py``) and are assembled into ``out_dir``."""
     out_dir = Path(out_dir).resolve()
     store = Storage.parse(storage, out_dir)
+    echo = echo or say
     with RunLock(out_dir) as lock:  # one driver per run folder; a second one is refused
         if lock.note:
             echo(lock.note)
