@@ -222,6 +222,14 @@ def test_a_second_driver_on_the_same_folder_is_refused_and_results_match_a_clean
 def test_exit_codes_interrupt_gives_130_and_says_how_to_resume(ray_cluster, tmp_path):
     run_dir, cache = tmp_path / "run", tmp_path / "teachers"
     args = _driver(run_dir, cache, ray_cluster["address"], "--max-concurrent", "1")
+    assert args[1:3] == ["-m", "scm_bench.cli"]
+    # Ctrl-C as a user's terminal sends it: Python's handler installed even where pytest was
+    # started in the background of a script (SIGINT ignored there, and so in its children).
+    args[1:3] = [
+        "-c",
+        "import signal, sys; signal.signal(signal.SIGINT, "
+        "signal.default_int_handler); from scm_bench.cli import main; sys.exit(main())",
+    ]
     proc = subprocess.Popen(
         args + ["--set", "train.steps=200"],  # after QUICK's steps: the last --set wins
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
