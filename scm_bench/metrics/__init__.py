@@ -27,6 +27,7 @@ from scm_bench.metrics.registry import (
     get,
     list_metrics,
     register,
+    sample_metrics_for,
 )
 from scm_bench.metrics.stability import summarize_trial
 
@@ -34,7 +35,7 @@ __all__ = [
     "EVALSD", "FLOOR", "RATIO_OF", "REGISTRY", "UNIFORM", "Metric", "MetricNotApplicable",
     "MissingWeights", "UnknownMetric", "applies", "base_name", "bootstrap_sd", "floor", "uniform",
     "check_available", "default_sample_metrics", "evaluate_samples", "family", "get",
-    "list_metrics", "register", "summarize_trial",
+    "list_metrics", "register", "sample_metrics_for", "summarize_trial",
 ]  # fmt: skip
 
 IMAGES = noise.IMAGES  # dataset families with FID / KID
@@ -53,7 +54,7 @@ def check_available(
     for name in names:
         metric = get(name)
         if not applies(metric, dataset_name):
-            usable = ", ".join(m for m in REGISTRY if applies(REGISTRY[m], dataset_name))
+            usable = ", ".join(sample_metrics_for(dataset_name))
             raise MetricNotApplicable(
                 f"eval.metrics: {name!r} is not a sample metric for dataset {fam!r}; "
                 f"use one of: {usable or 'none'}"

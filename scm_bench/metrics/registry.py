@@ -74,10 +74,15 @@ def applies(metric: Metric, dataset: str) -> bool:
     return metric.kind == "sample" and any(n in metric.datasets for n in names)
 
 
+def sample_metrics_for(dataset: str) -> tuple[str, ...]:
+    """Names of the sample metrics that apply to a dataset (by name or family)."""
+    return tuple(m.name for m in REGISTRY.values() if applies(m, dataset))
+
+
 def default_sample_metrics(dataset: str) -> tuple[str, ...]:
     """Names of the sample metrics a dataset is evaluated with when ``eval.metrics`` is empty:
-    those that apply to it (by name or family), less the opt-in ones (``default=False``)."""
-    return tuple(m.name for m in REGISTRY.values() if m.default and applies(m, dataset))
+    those that apply to it, less the opt-in ones (``default=False``)."""
+    return tuple(m for m in sample_metrics_for(dataset) if REGISTRY[m].default)
 
 
 def list_metrics() -> list[dict]:

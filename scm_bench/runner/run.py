@@ -131,7 +131,7 @@ def run(
     max_concurrent: int | None = None,
     teacher_cache: Path | None = None,
     storage: str | None = None,  # Tune's storage_path: a folder or URI (default <out_dir>/ray)
-    echo=None,  # lines for the user (None: ``say``)
+    echo=say,  # lines for the user
     callbacks: list[tune.Callback] = (),  # more Tune callbacks (runner.tracking: W&B, MLflow)
 ) -> pd.DataFrame:
     """Train every unfinished trial, then write the results table (and report). Teachers are
@@ -139,7 +139,6 @@ def run(
     through Tune's ``storage`` (``runner/storage.py``) and are assembled into ``out_dir``."""
     out_dir = Path(out_dir).resolve()
     store = Storage.parse(storage, out_dir)
-    echo = echo or say
     with RunLock(out_dir) as lock:  # one driver per run folder; a second one is refused
         if lock.note:
             echo(lock.note)
