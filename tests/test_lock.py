@@ -8,10 +8,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from waits import wait_until
 
 from scm_bench.lock import LOCK_NAME, LockedError, RunLock
 
@@ -64,12 +64,11 @@ def contend(tmp_path: Path, n: int = 4) -> tuple[list[str], list[str]]:
         )  # fmt: skip
         for _ in range(n)
     ]
-    deadline = time.monotonic() + 60
-    while len(list(tmp_path.glob("ready-*"))) < n and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(list(tmp_path.glob("ready-*"))) == n, 60, "the drivers", poll=0.01)
     go.touch()
-    while sum(p.poll() is not None for p in procs) < n - 1 and time.monotonic() < deadline:
-        time.sleep(0.01)  # the losers exit; the winner holds the lock until `release`
+    # The losers exit; the winner holds the lock until `release`.
+    losers_gone = lambda: sum(p.poll() is not None for p in procs) == n - 1
+    wait_until(losers_gone, 60, "the losing drivers to exit", poll=0.01)
     assert (run_dir / LOCK_NAME).exists()
     release.touch()
     lines = [p.communicate(timeout=60)[0].strip() for p in procs]
@@ -98,16 +97,18 @@ def test_of_drivers_finding_the_same_stale_lock_exactly_one_takes_it_over(tmp_pa
 
 
 def test_threads_of_one_process_exclude_each_other_too(tmp_path):
-    barrier, results = threading.Barrier(8), []
+    barrier, results, refused = threading.Barrier(8), [], threading.Semaphore(0)
 
     def attempt():
         barrier.wait()
         try:
             with RunLock(tmp_path / "run"):
                 results.append("won")
-                time.sleep(0.2)
+                # Hold the lock until the other seven have tried (not for a guessed time).
+                assert all(refused.acquire(timeout=60) for _ in range(7)), "a thread never tried"
         except LockedError as err:
             results.append(str(err))
+            refused.release()
 
     threads = [threading.Thread(target=attempt) for _ in range(8)]
     for t in threads:

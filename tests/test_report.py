@@ -197,9 +197,8 @@ def test_table_numbers_equal_a_recomputation(run_dir):
 
 
 def test_stability_metrics_count_diverged_but_not_failed_trials(run_dir):
-    for name in ("diverged", "grad_norm_max"):
-        if name not in metrics.REGISTRY or metrics.REGISTRY[name].kind != "stability":
-            pytest.skip(f"{name} is not a registered stability metric")
+    for name in ("diverged", "grad_norm_max"):  # a registry regression fails here, never skips
+        assert metrics.REGISTRY[name].kind == "stability", name
     write_report(run_dir, META)
     table = read_table(run_dir)
     raw, clip = "tangent.mode=raw", "tangent.mode=clip"
