@@ -28,6 +28,14 @@ FAST = ["train.steps=20", "teacher.steps=30", "eval.n_samples=300", "eval.grid=3
 QUICK = [*FAST, "seeds=[0, 1]"]  # the quickstart at test size: 2 variants x 2 seeds
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs the session's Ray (directly or through a fixture) is `slow`:
+    `pytest -m "not slow"` is the inner loop that never starts Ray."""
+    for item in items:
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -100,6 +100,7 @@ def test_train_exits_1_when_the_trial_diverged(capsys, tmp_path):
     assert rc == 0 and '"status": "ok"' in out
 
 
+@pytest.mark.slow
 def test_expand_into_a_closed_pipe_ends_quietly():
     """`scm-bench expand --json | head`: the reader goes away; no traceback, exit 141."""
     seeds = "seeds=[" + ",".join(map(str, range(100))) + "]"  # ~1 MB: more than a pipe holds

@@ -40,6 +40,7 @@ def noisy(x: torch.Tensor, strength: float, seed: int = 0) -> torch.Tensor:
 # Sample quality: real < noisy (monotonic in the noise) < pure noise.
 
 
+@pytest.mark.slow
 def test_digits_fid_orders_real_noisy_and_noise(digits):
     test = digits.reference("test")  # 360 held-out images against the 1437 training images
     fids = [metrics.evaluate_samples(["fid"], noisy(test, s), digits)["fid"] for s in NOISE]

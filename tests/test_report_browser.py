@@ -22,7 +22,10 @@ from PIL import Image
 from scm_bench.report import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium"),
+    pytest.mark.slow,  # a headless browser in a subprocess
+]
 
 # After the load event, record every image's natural width in a <pre> that --dump-dom prints.
 # A broken canary image proves the check can fail.

@@ -66,6 +66,7 @@ def test_readme_scoreboard_is_replaced_between_the_markers(reports, tmp_path):
     assert readme.read_text() == text
 
 
+@pytest.mark.slow
 def test_readme_without_markers_is_a_one_line_error(reports, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n")

@@ -115,6 +115,7 @@ def test_several_problems_are_one_line_each(tmp_path, capsys):
     assert "did you mean 'train'" in out and "did you mean 'normalize'" in out
 
 
+@pytest.mark.slow
 def test_cli_subprocess_has_no_traceback(tmp_path):
     p = write(tmp_path, "name: x\ntrial: {jvp: {precision: float8}}\n")
     proc = subprocess.run(

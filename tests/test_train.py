@@ -54,6 +54,7 @@ def quickstart(tmp_path_factory):
     return scd, teacher_dir, result
 
 
+@pytest.mark.slow
 def test_teacher_samples_beat_the_untrained_teacher(quickstart, tmp_path):
     scd, _, trained = quickstart
     untrained = evaluate(build_parts(scd.teacher_trial()), tmp_path)
@@ -62,6 +63,7 @@ def test_teacher_samples_beat_the_untrained_teacher(quickstart, tmp_path):
         assert trained["metrics"][name] < 0.5 * untrained[name], name
 
 
+@pytest.mark.slow
 def test_scd_two_step_samples_come_close_to_the_teacher(quickstart, tmp_path):
     """A quickstart-sized sCD trial end to end: 200 steps of distillation, then evaluation."""
     scd, teacher_dir, teacher = quickstart
