@@ -20,14 +20,14 @@ RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _ALLOWED = "allowed: 1-100 characters from A-Z a-z 0-9 _ . - starting with a letter or digit"
 
 
-def check_run_name(name: object, field: str = "name") -> str | None:
-    """Problem with ``name`` as a folder name inside ``runs/``, or None.
+def run_name_problem(name: object) -> str | None:
+    """Why ``name`` is not a folder name inside ``runs/`` (the value and what is allowed), or None.
 
     Refuses ``.``, ``..``, path separators, a leading ``-``, spaces, non-ASCII and control
     characters, and names over 100 characters.
     """
     if not isinstance(name, str):
-        return f"{field}: must be a string, got {type(name).__name__}; {_ALLOWED}"
+        return f"must be a string, got {type(name).__name__}; {_ALLOWED}"
     if RUN_NAME.fullmatch(name) and name not in (".", ".."):
         return None
     if name in ("", ".", ".."):
@@ -40,7 +40,7 @@ def check_run_name(name: object, field: str = "name") -> str | None:
         why = f"has {len(name):,} characters"
     else:
         why = "has a character that is not allowed"
-    return f"{field}: {excerpt(name, 40)} {why}; {_ALLOWED}"
+    return f"{excerpt(name, 40)} {why}; {_ALLOWED}"
 
 
 def _is_within(path: Path, folder: Path) -> bool:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from scm_bench.names import RUN_NAME, check_out_dir, check_run_name
+from scm_bench.cli import main
+from scm_bench.names import RUN_NAME, check_out_dir, run_name_problem
 
 TRICKY = st.text(alphabet="./\\-_ aZ09\n\x00é", max_size=6)
 OLD_SPEC_NAME = r"[A-Za-z0-9_.-]+"  # the AblationSpec.name pattern before this check
@@ -19,17 +20,27 @@ OLD_SPEC_NAME = r"[A-Za-z0-9_.-]+"  # the AblationSpec.name pattern before this 
 def test_names_the_old_spec_pattern_let_through_are_refused_in_one_line():
     for bad in ("..", ".", "-rf", "..."):
         assert re.fullmatch(OLD_SPEC_NAME, bad)  # accepted before: runs/.. is the cwd
-    assert check_run_name("..") == (
-        "name: '..' is not a folder name; allowed: 1-100 characters from A-Z a-z 0-9 _ . - "
+    assert run_name_problem("..") == (
+        "'..' is not a folder name; allowed: 1-100 characters from A-Z a-z 0-9 _ . - "
         "starting with a letter or digit"
     )
-    assert check_run_name("-rf").startswith("name: '-rf' starts with '-'")
-    assert check_run_name("a/b").startswith("name: 'a/b' contains a path separator")
-    assert check_run_name("x" * 101).startswith("name: 'xxx")
-    assert "has 101 characters" in check_run_name("x" * 101)
-    assert check_run_name("", field="--name").startswith("--name: '' is empty")
-    assert check_run_name(None).startswith("name: must be a string, got NoneType")
-    assert check_run_name("tangent_norm-v2.1") is None and check_run_name("x" * 100) is None
+    assert run_name_problem("-rf").startswith("'-rf' starts with '-'")
+    assert run_name_problem("a/b").startswith("'a/b' contains a path separator")
+    assert run_name_problem("x" * 101).startswith("'xxx")
+    assert "has 101 characters" in run_name_problem("x" * 101)
+    assert run_name_problem("").startswith("'' is empty")
+    assert run_name_problem(None).startswith("must be a string, got NoneType")
+    assert run_name_problem("tangent_norm-v2.1") is None and run_name_problem("x" * 100) is None
+
+
+def test_a_spec_name_problem_reaches_the_user_as_one_line(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text("name: '-rf'\n")
+    assert main(["validate", str(tmp_path / "s.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {tmp_path / 's.yaml'}: name: '-rf' starts with '-' (it would read as a flag); "
+        "allowed: 1-100 characters from A-Z a-z 0-9 _ . - starting with a letter or digit"
+    )
 
 
 @given(TRICKY | st.text(max_size=12) | st.from_regex(RUN_NAME, fullmatch=True))
@@ -38,13 +49,13 @@ def test_names_the_old_spec_pattern_let_through_are_refused_in_one_line():
 @example("a/../..")
 def test_an_accepted_name_is_a_direct_child_of_its_parent(name):
     parent = Path("/srv/runs")
-    problem = check_run_name(name)
+    problem = run_name_problem(name)
     if problem is None:
         resolved = Path(os.path.normpath(parent / name))
         assert resolved.parent == parent and resolved.name == name
         assert not name.startswith("-")
     else:
-        assert "\n" not in problem and problem.startswith("name: ") and "allowed:" in problem
+        assert "\n" not in problem and "allowed:" in problem
 
 
 def one_line(problem: str | None) -> str:

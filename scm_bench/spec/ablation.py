@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictFloat, StrictInt, field_validator
 
-from scm_bench.names import RUN_NAME
+from scm_bench.names import run_name_problem
 from scm_bench.spec.claims import Claim
 from scm_bench.spec.schema import Section
 
@@ -57,7 +57,6 @@ class FailureSpec(Section):
 
 class AblationSpec(Section):
     name: str = Field(
-        pattern=f"^{RUN_NAME.pattern}$",
         description="Spec name: run directory and trial-id prefix (1-100 characters from "
         "A-Z a-z 0-9 _ . -, starting with a letter or digit).",
     )
@@ -91,6 +90,14 @@ class AblationSpec(Section):
         description="What the paper says a variant does to a metric; the report opens with "
         "one verdict per claim (fields below).",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        problem = run_name_problem(name)
+        if problem:
+            raise ValueError(problem)
+        return name
 
     @field_validator("seeds")
     @classmethod

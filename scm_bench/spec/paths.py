@@ -55,6 +55,8 @@ def format_errors(
                 msg += did_you_mean(bad, options)
         elif e["type"] == "missing":
             msg = "required field is missing"
+        elif e["type"] == "value_error":  # our own validators' sentences, without pydantic's tag
+            msg = e["msg"].removeprefix("Value error, ")
         else:
             msg = f"{e['msg']} (got {excerpt(bad)})" if bad is not None else e["msg"]
         lines.append(f"{where}: {path}: {msg}")
