@@ -17,20 +17,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from scm_bench.data.digits import digits_arrays
+from scm_bench.data.digits import digits_split
 from scm_bench.metrics.features import DIGITS_WEIGHTS, DigitsClassifier
 
 EPOCHS = 60
 BATCH = 64
 LR = 2e-3
 SEED = 0
-
-
-def split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Train and held-out images (N, 1, 8, 8) in [-1, 1] with labels, as digits.py splits."""
-    x, y = digits_arrays()
-    test = torch.arange(x.shape[0]) % 5 == 0
-    return x[~test], y[~test], x[test], y[test]
 
 
 def shift(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -78,7 +71,7 @@ def main() -> None:
     torch.set_num_threads(1)  # bitwise-reproducible on a given machine
     torch.use_deterministic_algorithms(True)
     start = time.perf_counter()
-    train_x, train_y, test_x, test_y = split()
+    train_x, train_y, test_x, test_y = digits_split()
     net = train(train_x, train_y)
     acc = accuracy(net, test_x, test_y)
     meta = {

@@ -6,7 +6,7 @@ import torch
 
 from scm_bench.data import Dataset, register
 
-TEST_FRACTION = 0.2  # fixed split: every 5th image is held out
+HELD_OUT_EVERY = 5  # fixed split: every 5th image (20%) is held out for evaluation
 
 
 def digits_arrays() -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,19 +18,25 @@ def digits_arrays() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor(d.target, dtype=torch.long)
 
 
+def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train images, train labels, held-out images, held-out labels): every
+    ``HELD_OUT_EVERY``-th image is held out, for the trials and the shipped classifier alike."""
+    x, y = digits_arrays()
+    test = torch.arange(x.shape[0]) % HELD_OUT_EVERY == 0
+    return x[~test], y[~test], x[test], y[test]
+
+
 @register("digits")
 def load(spec) -> Dataset:
     """scikit-learn's 8x8 handwritten digits (1797 images, 10 classes), shipped with it."""
-    x, y = digits_arrays()
-    test = torch.arange(x.shape[0]) % 5 == 0
-    train_x = x[~test]
+    train_x, train_y, test_x, test_y = digits_split()
     return Dataset(
         name="digits",
         shape=(1, 8, 8),
         sigma_d=round(float(train_x.std()), 3),
         num_classes=10 if spec.class_cond else 0,
         train_x=train_x,
-        train_y=y[~test] if spec.class_cond else None,
-        test_x=x[test],
-        test_y=y[test] if spec.class_cond else None,
+        train_y=train_y if spec.class_cond else None,
+        test_x=test_x,
+        test_y=test_y if spec.class_cond else None,
     )
