@@ -16,18 +16,22 @@ from scm_bench.train.model import Model
 SAMPLE_SEED = 12345  # sampling seed offset from the trial seed (fixed: variants share noise)
 
 
+def sampler_steps(name: str, spec) -> int:
+    """The steps a named sampler takes: the teacher's ODE steps, or N of '<N>step'."""
+    return spec.sampling.teacher_steps if name == "teacher" else int(name.removesuffix("step"))
+
+
 def sampler_nfe(name: str, spec) -> int:
-    if name == "teacher":
-        return ode_nfe(spec.sampling.teacher_steps, spec.sampling.solver)
-    return int(name.removesuffix("step"))
+    """Network evaluations per sample: the ODE solver's for the teacher, one per consistency
+    step for a student."""
+    steps = sampler_steps(name, spec)
+    return ode_nfe(steps, spec.sampling.solver) if name == "teacher" else steps
 
 
 def generate(parts, sampler: str, n: int, seed: int) -> torch.Tensor:
     """n samples from the EMA network with a named sampler: 'teacher' or '<N>step'. This is
     ``Model.sample``, the path an exported model (``load_model``) samples by."""
-    spec = parts.spec
-    steps = spec.sampling.teacher_steps if sampler == "teacher" else sampler_nfe(sampler, spec)
-    return Model.of(parts).sample(n, steps, seed)
+    return Model.of(parts).sample(n, sampler_steps(sampler, parts.spec), seed)
 
 
 def sample_metrics(parts, names, sampler: str) -> tuple[dict[str, float], torch.Tensor, float]:

@@ -22,9 +22,9 @@ from scm_bench.train.parallel import World
 from scm_bench.train.probes import probe
 from scm_bench.train.provenance import hardware, package_commit, versions
 from scm_bench.train.setup import Parts, build_parts
-from scm_bench.train.step import Stopwatch, draw_inputs, ema_decay, nonfinite_grad, train_step
+from scm_bench.train.step import draw_inputs, train_step
 
-__all__ = ["Stopwatch", "ema_decay", "nonfinite_grad", "train_trial"]  # (moved to train/step.py)
+__all__ = ["train_trial"]
 
 
 class Window:
