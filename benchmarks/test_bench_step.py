@@ -29,7 +29,6 @@ from test_bench_attention import peak_memory_bytes
 
 from scm_bench.core.losses import GuidedTeacher
 from scm_bench.core.sampling import ode_nfe, sample_consistency, sample_ode
-from scm_bench.core.weighting import AdaptiveWeight
 from scm_bench.data import load_dataset
 from scm_bench.nets import build_net
 from scm_bench.spec import TrialSpec, load_trials
@@ -82,13 +81,11 @@ class StepBench:
         self.teacher = self.teacher.to(device, dtype)
         self.teacher.eval().requires_grad_(False)
         self.net = copy.deepcopy(self.teacher).requires_grad_(True).train()
-        self.adaptive = None
-        if spec.method != "teacher":
-            self.adaptive = AdaptiveWeight().to(device, dtype)
-        self.loss = build_loss(spec, data.sigma_d, self.adaptive, self.teacher)
+        self.loss = build_loss(spec, data.sigma_d, self.teacher, device, dtype)
         assert spec.method != "scd" or isinstance(self.loss.teacher, GuidedTeacher)
         params = list(self.net.parameters())
-        params += list(self.adaptive.parameters()) if self.adaptive is not None else []
+        if self.loss.adaptive is not None:
+            params += list(self.loss.adaptive.parameters())
         self.opt = torch.optim.Adam(params, lr=spec.train.lr)
         self.x0 = data.batch(batch, torch.Generator().manual_seed(2))[0].to(device, dtype)
         self.gen = torch.Generator().manual_seed(3)
@@ -96,8 +93,6 @@ class StepBench:
     def loss_value(self, seed: int = 4) -> torch.Tensor:
         """The per-sample loss at fixed (t, z) draws (warmup over: r = 1)."""
         self.gen.manual_seed(seed)
-        if self.spec.method == "teacher":
-            return self.loss(self.net, self.x0, generator=self.gen)[0]
         step = self.spec.tangent.warmup_steps + 1
         return self.loss(self.net, self.x0, step=step, generator=self.gen)[0]
 

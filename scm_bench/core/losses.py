@@ -1,7 +1,8 @@
 """Training objectives as small callables returning a per-sample loss and diagnostics.
 
 The caller (the training loop) reduces, scales and back-propagates. Every random input
-(t, z) can be passed explicitly so tests can pin them.
+(t, z) can be passed explicitly so tests can pin them. Teacher and student losses share one
+call (``Loss``): the loop never asks which objective it holds.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 
@@ -28,6 +29,30 @@ from scm_bench.core.trigflow import Proposal, consistency_fn, expand_t, noise, s
 from scm_bench.core.weighting import AdaptiveWeight, PriorWeight, prior_weight
 
 Method = Literal["teacher", "sct", "scd"]  # teacher: TrigFlow diffusion; sct / scd: students
+Timer = Callable[[], AbstractContextManager]  # the loop's stopwatch around a JVP pass
+
+
+class Loss(Protocol):
+    """The one call the training loop makes, whatever the objective.
+
+    ``step`` (tangent warmup), ``target`` (theta^- as an EMA copy; None = stop-gradient of
+    ``net``) and ``timer`` serve the consistency losses; ``keep`` (the drawn label-dropout
+    mask) serves the teacher's. An objective ignores what it has no use for.
+    """
+
+    label_dropout: float  # probability that a label is replaced by the null class
+    adaptive: AdaptiveWeight | None  # a learned loss weight w_phi(t), trained with the net
+
+    def sample(self, shape, generator=None) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def __call__(
+        self, net, x0, y=None, *, step: int = 0, target=None, t=None, z=None, keep=None,
+        generator=None, timer: Timer = nullcontext,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...  # fmt: skip
+
+    def scalars(self, step: int) -> dict[str, float]:
+        """Values of this step to log beside the loss (e.g. the warmup ratio r)."""
+        ...
 
 
 def mean_sq(x: torch.Tensor) -> torch.Tensor:
@@ -97,14 +122,21 @@ class TeacherLoss(_Draws):
 
     def __init__(self, sigma_d: float, proposal: Proposal, label_dropout: float = 0.0):
         super().__init__(sigma_d, proposal)
-        self.label_dropout = label_dropout
+        self.label_dropout, self.adaptive = label_dropout, None
 
-    def __call__(self, net, x0, y=None, *, t=None, z=None, keep=None, generator=None):
+    def __call__(
+        self, net, x0, y=None, *, step=0, target=None, t=None, z=None, keep=None,
+        generator=None, timer: Timer = nullcontext,
+    ):  # fmt: skip
+        """(per-sample loss (B,), {"t": t}); a diffusion loss has no warmup, target or JVP."""
         t, z, x_t = self.draw(x0, t, z, generator)
         y = drop_labels(y, self.label_dropout, getattr(net, "num_classes", 0), generator, keep)
         pred = net(x_t / self.sigma_d, t, y)
         loss = mean_sq(pred - velocity(x0, z, t) / self.sigma_d)
         return loss, {"t": t}
+
+    def scalars(self, step: int) -> dict[str, float]:
+        return {}
 
 
 @dataclass(frozen=True)
@@ -148,9 +180,13 @@ class SCMLoss(_Draws):
         check(prior, PriorWeight, "weighting.prior")
         self.method, self.teacher = method, teacher
         self.tangent, self.jvp, self.prior, self.adaptive = tangent, jvp, prior, adaptive
+        self.label_dropout = 0.0  # labels condition the student as they are
 
     def warmup_ratio(self, step: int) -> float:
         return warmup_ratio(step, self.tangent.warmup_steps)
+
+    def scalars(self, step: int) -> dict[str, float]:
+        return {"r": self.warmup_ratio(step)}
 
     def dxdt(self, x0, z, t, x_t, y):
         """Step 2: the PF-ODE velocity, exact for sCT, the (guided) teacher's for sCD."""
@@ -160,8 +196,8 @@ class SCMLoss(_Draws):
             return self.sigma_d * self.teacher(x_t / self.sigma_d, t, y)
 
     def __call__(
-        self, net, x0, y=None, *, step, target=None, t=None, z=None, generator=None,
-        timer: Callable[[], AbstractContextManager] = nullcontext,  # the loop's JVP stopwatch
+        self, net, x0, y=None, *, step, target=None, t=None, z=None, keep=None, generator=None,
+        timer: Timer = nullcontext,
     ):  # fmt: skip
         sd, r = self.sigma_d, self.warmup_ratio(step)
         t, z, x_t = self.draw(x0, t, z, generator)

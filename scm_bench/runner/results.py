@@ -22,7 +22,7 @@ def result_row(trial: Trial, trial_dir: Path, teacher_dir: Path | None) -> dict:
         history = rundir.read_history(Path(trial_dir) / "history.jsonl")
         row.update(summarize_trial(history, rundir.trial_outcome(trial_dir)))
     teacher = rundir.trial_outcome(teacher_dir) if teacher_dir else None
-    if teacher and trial.spec.method != "teacher":
+    if teacher and trial.spec.is_student:
         own = ("_teacher", f"_teacher_{EVALSD}")  # the teacher's values and their noise
         row.update({k: v for k, v in teacher.get("metrics", {}).items() if k.endswith(own)})
         row.update(teacher_ratios(row, trial.spec.eval.samplers))

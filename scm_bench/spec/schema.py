@@ -207,8 +207,17 @@ class TrialSpec(Section):
         except ValidationError as err:
             raise SpecError(format_errors(err, where, TrialSpec)) from None
 
+    @property
+    def is_student(self) -> bool:
+        """sCT or sCD (a consistency model), not the diffusion teacher."""
+        return self.method != "teacher"
+
     def needs_teacher(self) -> bool:
         return self.method == "scd" or (self.method == "sct" and self.student.init == "teacher")
+
+    def samplers(self) -> tuple[str, ...]:
+        """What the trial is evaluated with: a teacher's ODE solver, a student's eval.samplers."""
+        return self.eval.samplers if self.is_student else ("teacher",)
 
     def teacher_trial(self) -> TrialSpec:
         """The teacher this student starts from or distils: same data, net and seed.

@@ -55,7 +55,7 @@ def curve_point(parts) -> dict[str, float]:
     training = parts.ema.training  # student.target=ema: its dropout mode stays as it was
     with torch.random.fork_rng(devices=[]):
         parts.ema.eval()
-        for sampler in spec.eval.samplers:
+        for sampler in spec.samplers():
             x = generate(parts, sampler, spec.eval.n_samples, seed=spec.seed + SAMPLE_SEED)
             values = metrics.evaluate_samples(names, x, parts.data, inception=spec.eval.inception)
             out.update({f"eval_{n}_{sampler}": v for n, v in values.items()})
@@ -69,10 +69,9 @@ def evaluate(parts, out_dir: Path) -> dict[str, float]:
     a uniform sampler's values ('<metric>_floor', '<metric>_uniform')."""
     spec, ev = parts.spec, parts.spec.eval
     names = ev.metrics or metrics.default_sample_metrics(parts.data.name)
-    samplers = ("teacher",) if spec.method == "teacher" else ev.samplers
     results: dict[str, float] = {}
     parts.ema.eval()
-    for sampler in samplers:
+    for sampler in spec.samplers():
         values, x, seconds = sample_metrics(parts, names, sampler)
         results[f"samples_per_sec_{sampler}"] = ev.n_samples / seconds
         results[f"nfe_{sampler}"] = sampler_nfe(sampler, spec)

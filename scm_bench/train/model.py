@@ -74,7 +74,7 @@ class Model:
                 raise ModelError(f"labels must have shape ({n},), got {tuple(y.shape)}")
             y = y.to(device)
         shape, s = (n, *self.shape), self.spec.sampling
-        if self.method == "teacher":
+        if not self.spec.is_student:
             steps = steps or s.teacher_steps
             guidance = self.spec.student.guidance
             return sample_ode(
@@ -233,5 +233,5 @@ def sample_to_file(
     model = load_model(source, device)
     n = n or model.spec.eval.grid or 64
     save_samples(model.sample(n, steps, noise_seed), out, model.default_labels(n))
-    how = "ODE solver" if model.method == "teacher" else f"{steps or 1}-step sampling"
+    how = f"{steps or 1}-step sampling" if model.spec.is_student else "ODE solver"
     return f"wrote {out}: {n} samples of {source} ({model.method}, EMA weights, {how})"

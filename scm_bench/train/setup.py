@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from scm_bench.core.ema import make_ema
-from scm_bench.core.losses import GuidedTeacher, SCMLoss, TeacherLoss
+from scm_bench.core.losses import GuidedTeacher, Loss, SCMLoss, TeacherLoss
 from scm_bench.core.weighting import AdaptiveWeight
 from scm_bench.data import Dataset, load_dataset
 from scm_bench.errors import RunError
@@ -36,7 +36,7 @@ class Parts:
     ema: torch.nn.Module
     adaptive: AdaptiveWeight | None
     teacher: torch.nn.Module | None
-    loss: TeacherLoss | SCMLoss
+    loss: Loss
     opt: torch.optim.Optimizer
 
 
@@ -51,14 +51,18 @@ def load_teacher(spec: TrialSpec, teacher_dir: Path, data: Dataset, device) -> t
 def build_loss(
     spec: TrialSpec,
     sigma_d: float,
-    adaptive: AdaptiveWeight | None = None,  # None = fixed weight (weighting.adaptive off)
     teacher: torch.nn.Module | None = None,  # required for method=scd
-) -> TeacherLoss | SCMLoss:
-    """The trial's objective: the TrigFlow teacher loss or the sCT / sCD loss."""
+    device: torch.device | str = "cpu",  # where a learned weight w_phi lives
+    dtype: torch.dtype = torch.float32,  # ... and in which precision
+) -> Loss:
+    """The trial's objective: the TrigFlow teacher loss or the sCT / sCD loss with its adaptive
+    weight w_phi (``loss.adaptive``, None when fixed); the one place that asks which method a
+    trial trains."""
     proposal = spec.proposal.config()
     if spec.method == "teacher":
         return TeacherLoss(sigma_d, proposal, spec.train.label_dropout)
     distil = GuidedTeacher(teacher, spec.student.guidance) if spec.method == "scd" else None
+    adaptive = AdaptiveWeight().to(device, dtype) if spec.weighting.adaptive else None
     return SCMLoss(
         sigma_d,
         spec.method,
@@ -84,11 +88,9 @@ def build_parts(spec: TrialSpec, teacher_dir: Path | None = None) -> Parts:
         if spec.student.init == "teacher":
             net.load_state_dict(teacher.state_dict())
     ema = make_ema(net)
+    loss = build_loss(spec, data.sigma_d, teacher, device)
     params = list(net.parameters())
-    adaptive = None
-    if spec.method != "teacher" and spec.weighting.adaptive:
-        adaptive = AdaptiveWeight().to(device)
-        params += list(adaptive.parameters())
-    loss = build_loss(spec, data.sigma_d, adaptive, teacher)
+    if loss.adaptive is not None:  # w_phi is trained with the net
+        params += list(loss.adaptive.parameters())
     opt = torch.optim.Adam(params, lr=spec.train.lr, betas=(0.9, spec.train.beta2))
-    return Parts(spec, device, data, net, ema, adaptive, teacher, loss, opt)
+    return Parts(spec, device, data, net, ema, loss.adaptive, teacher, loss, opt)

@@ -21,10 +21,11 @@ class Stopwatch:
     """Seconds spent inside ``with stopwatch():`` blocks (CUDA synchronized around each)."""
 
     def __init__(self, device: torch.device):
-        self.cuda, self.seconds = device.type == "cuda", 0.0
+        self.cuda, self.seconds, self.used = device.type == "cuda", 0.0, False
 
     @contextmanager
     def __call__(self) -> Iterator[None]:
+        self.used = True
         if self.cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
@@ -67,7 +68,7 @@ def draw_inputs(parts: Parts, gen: torch.Generator, world: World) -> Inputs:
     every worker draws the same batch, so the generators stay in step across workers."""
     x0, y = parts.data.batch(parts.spec.train.batch_size, gen)
     t, z = parts.loss.sample(x0.shape, gen)
-    p = getattr(parts.loss, "label_dropout", 0.0)  # the teacher's
+    p = parts.loss.label_dropout  # the teacher's classifier-free guidance training
     keep = label_keep(x0.shape[0], p, gen) if y is not None and p > 0 else None
 
     def mine(v: torch.Tensor | None) -> torch.Tensor | None:
@@ -86,15 +87,12 @@ def train_step(
     """
     spec, t0 = parts.spec, time.perf_counter()
     jvp_clock = Stopwatch(parts.device)  # the JVP pass (one pass: with F_theta)
+    target = parts.ema if spec.student.target == "ema" else None  # theta^- (students)
     with amp.autocast():
-        if spec.method == "teacher":
-            loss, diag = parts.loss(parts.net, inp.x0, inp.y, t=inp.t, z=inp.z, keep=inp.keep)
-        else:
-            target = parts.ema if spec.student.target == "ema" else None
-            loss, diag = parts.loss(
-                parts.net, inp.x0, inp.y, step=step, target=target, t=inp.t, z=inp.z,
-                timer=jvp_clock,
-            )  # fmt: skip
+        loss, diag = parts.loss(
+            parts.net, inp.x0, inp.y, step=step, target=target, t=inp.t, z=inp.z,
+            keep=inp.keep, timer=jvp_clock,
+        )  # fmt: skip
     diag = {k: world.gather(v.detach()) for k, v in diag.items()}  # (B,) each
     mean = world.gather(loss.detach().float()).mean()  # the global batch's loss
     values = {"loss": float(mean)}
@@ -129,9 +127,9 @@ def train_step(
     for k in ("g_norm", "jvp_norm", "nonfinite_tangent", "weight"):
         if k in diag:
             values[k] = float(diag[k].float().mean())
-    if spec.method != "teacher":
+    if jvp_clock.used:  # continuous-time students: the JVP pass
         values["jvp_time"] = jvp_clock.seconds
-        values["r"] = parts.loss.warmup_ratio(step)
+    values.update(parts.loss.scalars(step))
     if amp.scaler is not None:
         values["amp_skipped"] = float(skipped)
     return values, diag, None
