@@ -120,7 +120,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from scm_bench.train.model import sample_to_file
+    from scm_bench.report.pick import sample_to_file
 
     a = args
     print(sample_to_file(Path(a.source), Path(a.out), a.variant, a.seed, a.teacher, a.steps, a.n,
