@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -152,24 +153,34 @@ def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(ray_cluster,
         assert steps[-1] == 60
 
 
-def test_search_spec_tunes_with_optuna_and_reports_the_best(ray_cluster, tmp_path):
+@pytest.fixture(scope="module")
+def search_run(ray_cluster, tmp_path_factory):
+    """tune_tangent at test size with two Optuna proposals, run once for this module:
+    (run folder, teacher cache, results). Tests that change it work on a copy."""
+    base = tmp_path_factory.mktemp("search")
     loaded = load_trials(ROOT / "ablations" / "tune_tangent.yaml", FAST + ["search.num_samples=2"])
-    df = run(loaded.spec, loaded.trials, tmp_path / "run", teacher_cache=tmp_path / "t", echo=quiet)
+    df = run(loaded.spec, loaded.trials, base / "run", teacher_cache=base / "t", echo=quiet)
+    return base / "run", base / "t", df
+
+
+def test_search_spec_tunes_with_optuna_and_reports_the_best(search_run, tmp_path):
+    out, _, df = search_run
     assert len(df) == 2 and (df["status"] == "ok").all()
     assert df["tangent.c"].nunique() == 2  # Optuna proposed two different settings
-    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    best = json.loads((out / "best.json").read_text())
     assert best["metric"] == "swd_2step" and best["mode"] == "min"
     assert best["value"] == pytest.approx(df["swd_2step"].min())
     assert set(best["params"]) == {"tangent.c", "tangent.warmup_steps", "train.lr"}
     # Readable Tune folders (and trial names): the proposal's values, then Tune's id.
-    (search,) = (tmp_path / "run" / "ray").glob("search-*")  # one invocation, one experiment
+    (search,) = (out / "ray").glob("search-*")  # one invocation, one experiment
     folders = [p.name for p in search.iterdir() if p.is_dir()]
     assert len(folders) == 2
     assert all(re.match(r"tune_tangent-search-c=[\d.e-]+_warmup_steps=\d+_lr=", f) for f in folders)
     # A proposal's model, picked by its variant label.
-    out, variant = tmp_path / "best.png", df["variant"][0]
-    assert main(["sample", str(tmp_path / "run"), "--variant", variant, "--out", str(out)]) == 0
-    assert out.is_file()
+    variant = df["variant"][0]
+    png = tmp_path / "best.png"
+    assert main(["sample", str(out), "--variant", variant, "--out", str(png)]) == 0
+    assert png.is_file()
 
 
 def test_search_over_a_teacher_setting_trains_one_teacher_per_proposal(ray_cluster, tmp_path):
@@ -194,13 +205,13 @@ def test_search_over_a_teacher_setting_trains_one_teacher_per_proposal(ray_clust
     assert df["swd_2step"].nunique() == 2 and df["loss_std_late"].nunique() == 2
 
 
-def test_a_rerun_continues_the_same_optuna_study(ray_cluster, tmp_path):
+def test_a_rerun_continues_the_same_optuna_study(search_run, tmp_path):
     """The study lives in the run folder: a second invocation runs only the proposals the
     first did not finish, and finished proposals are kept as they are."""
-    sets = FAST + ["search.num_samples=2"]
     out, cache = tmp_path / "run", tmp_path / "t"
-    loaded = load_trials(ROOT / "ablations" / "tune_tangent.yaml", sets)
-    first = run(loaded.spec, loaded.trials, out, teacher_cache=cache, echo=quiet)
+    shutil.copytree(search_run[0], out)  # the module's first invocation, continued on a copy
+    shutil.copytree(search_run[1], cache)
+    first = search_run[2]
     kept = {p.parent.name: p.read_text() for p in (out / "trials").glob("*/result.json")}
     assert len(first) == 2 and len(kept) == 2
     assert all(name.startswith("tune_tangent-c=") for name in kept)  # named by parameters
