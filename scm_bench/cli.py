@@ -38,15 +38,21 @@ def _sets(args) -> list[str]:
 
 
 def cmd_validate(args) -> int:
+    from scm_bench.errors import SpecError
     from scm_bench.spec import load_trials
-    from scm_bench.spec.check import preflight
 
+    problems = []  # every spec is checked; the problems of all of them end the command
     for path in args.specs:
-        loaded = load_trials(path, _sets(args), args.allow_large)
-        preflight(loaded.trials, str(path))
+        try:
+            loaded = load_trials(path, _sets(args), args.allow_large, data=True)
+        except SpecError as err:
+            problems += err.lines
+            continue
         search = loaded.spec.search
         size = f"{len(loaded.trials)} trials"
         print(f"{path}: ok ({f'search: {search.num_samples} proposals' if search else size})")
+    if problems:
+        raise SpecError(problems)
     return 0
 
 

@@ -56,7 +56,8 @@ def format_errors(
         elif e["type"] == "missing":
             msg = "required field is missing"
         else:
-            msg = f"{e['msg']} (got {excerpt(bad)})" if bad is not None else e["msg"]
+            text = e["msg"].removeprefix("Value error, ")  # a validator's own message
+            msg = f"{text} (got {excerpt(bad)})" if bad is not None else text
         lines.append(f"{where}: {path}: {msg}")
     return lines
 
