@@ -38,21 +38,9 @@ def _sets(args) -> list[str]:
 
 
 def cmd_validate(args) -> int:
-    from scm_bench.errors import SpecError
-    from scm_bench.spec import load_trials
+    from scm_bench.spec import validate
 
-    problems = []  # every spec is checked; the problems of all of them end the command
-    for path in args.specs:
-        try:
-            loaded = load_trials(path, _sets(args), args.allow_large, data=True)
-        except SpecError as err:
-            problems += err.lines
-            continue
-        search = loaded.spec.search
-        size = f"{len(loaded.trials)} trials"
-        print(f"{path}: ok ({f'search: {search.num_samples} proposals' if search else size})")
-    if problems:
-        raise SpecError(problems)
+    validate(args.specs, _sets(args), args.allow_large, echo=print)
     return 0
 
 
@@ -71,7 +59,7 @@ def cmd_expand(args) -> int:
 def cmd_ls(args) -> int:
     from scm_bench.spec.docs import listing
 
-    print("\n".join(listing({"techniques": "settings"}.get(args.what, args.what))))
+    print("\n".join(listing({"techniques": "settings"}.get(args.what, args.what), args.spec)))
     return 0
 
 
@@ -205,9 +193,10 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="all",
-        choices=["all", "settings", "techniques", "datasets", "metrics", "ablations"],
+        choices=["all", "settings", "techniques", "datasets", "metrics", "ablations", "bases"],
         help="what to list (techniques = settings; default: all)",
     )
+    s.add_argument("--spec", help="also list the values that this spec's plugins register")
     s.set_defaults(fn=cmd_ls)
 
     s = sub.add_parser("run", help="run every variant x seed of a spec on Ray Tune")

@@ -20,9 +20,12 @@ from scm_bench.spec.check import preflight, validate_all
 from scm_bench.spec.expand import Trial, expand
 from scm_bench.spec.load import parse_sets, read_yaml, resolve_bases
 from scm_bench.spec.paths import set_dotted
+from scm_bench.spec.plugins import load_plugins
 from scm_bench.spec.schema import TrialSpec
 
-__all__ = ["Loaded", "Trial", "TrialSpec", "AblationSpec", "find_spec", "load_trials"]
+__all__ = [
+    "Loaded", "Trial", "TrialSpec", "AblationSpec", "find_spec", "load_trials", "validate"
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,9 @@ def load_trials(
         raw = resolve_bases(Path(path))
         for key, value in spec_sets.items():
             set_dotted(raw, key, value, f"--set {key}")
-    spec, errors, kept = validate_all(AblationSpec, raw, where)
+    errors = load_plugins(raw.get("plugins", []), Path(path))  # before their values validate
+    spec, schema_errors, kept = validate_all(AblationSpec, raw, where)
+    errors += schema_errors
     if spec is None:
         raise SpecError(errors)
     base, trial_errors, _ = validate_all(TrialSpec, spec.trial, where, "trial.")
@@ -130,3 +135,20 @@ def renumber(lines: list[str], where: str, kept: list[int]) -> list[str]:
                 break
         out.append(line)
     return out
+
+
+def validate(paths: list[str], sets: list[str] = (), allow_large: bool = False, echo=print):
+    """`scm-bench validate`: every spec checked (data included), an 'ok' line for each valid
+    one, then one SpecError with the problems of all the others."""
+    problems = []
+    for path in paths:
+        try:
+            loaded = load_trials(path, sets, allow_large, data=True)
+        except SpecError as err:
+            problems += err.lines
+            continue
+        search = loaded.spec.search
+        size = f"{len(loaded.trials)} trials"
+        echo(f"{path}: ok ({f'search: {search.num_samples} proposals' if search else size})")
+    if problems:
+        raise SpecError(problems)

@@ -1,0 +1,75 @@
+"""A spec's ``plugins:``: the user's modules that register technique values, networks,
+datasets and metrics, imported before the spec is validated.
+
+Each module is imported from the spec's folder first (a sibling ``my_tangent.py``), then from
+the installed packages. The modules imported are recorded in the environment variable
+``core.choices.PLUGINS_ENV``, which the processes this one starts (a local Ray and its
+workers) inherit and import on first use of a registry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from pathlib import Path
+
+from scm_bench.core.choices import ENTRY_POINTS, PLUGINS_ENV, discover, import_plugin
+from scm_bench.errors import did_you_mean
+
+
+def _missing(err: ModuleNotFoundError, module: str) -> bool:
+    """Whether the module itself (or its package) is missing, not one it imports."""
+    return err.name is not None and (module == err.name or module.startswith(err.name + "."))
+
+
+def _where_it_failed(err: BaseException, folder: Path) -> str:
+    """' (file.py line N)': the last frame of the traceback in the user's folder, if any."""
+    frames = traceback.extract_tb(err.__traceback__)
+    frames = [f for f in frames if f.filename.startswith(str(folder))]
+    return f" ({Path(frames[-1].filename).name} line {frames[-1].lineno})" if frames else ""
+
+
+def record(module: str, folder: str) -> None:
+    """Add (module, folder) to ``PLUGINS_ENV`` for the processes this one starts."""
+    entries = json.loads(os.environ.get(PLUGINS_ENV) or "[]")
+    if [module, folder] not in entries:
+        os.environ[PLUGINS_ENV] = json.dumps([*entries, [module, folder]])
+
+
+def load_plugins(modules: object, spec_file: Path) -> list[str]:
+    """Import the modules a spec names; one line per problem (``FILE: plugins[i]: ...``)."""
+    where, folder = str(spec_file), Path(spec_file).resolve().parent
+    try:
+        discover()  # installed plugins (entry points), whether or not the spec names any
+    except Exception as err:
+        return [f"{where}: plugins: an installed plugin (entry point group {ENTRY_POINTS}) "
+                f"failed to import: {type(err).__name__}: {err}"]  # fmt: skip
+    if not isinstance(modules, list):
+        return [f"{where}: plugins: must be a list of module names, e.g. [my_tangent]"]
+    problems = []
+    for i, module in enumerate(modules):
+        if not isinstance(module, str) or not module.replace(".", "").replace("_", "").isalnum():
+            continue  # the schema reports a malformed name
+        try:
+            import_plugin(module, str(folder))
+        except ModuleNotFoundError as err:
+            if not _missing(err, module):
+                raise_line = f"importing {module} failed: {err}{_where_it_failed(err, folder)}"
+                problems.append(f"{where}: plugins[{i}]: {raise_line}")
+                continue
+            local = [p.stem for p in folder.glob("*.py")]
+            problems.append(
+                f"{where}: plugins[{i}]: no module {module!r} beside the spec ({folder}) or "
+                f"installed{did_you_mean(module, local)}"
+            )
+            continue
+        except Exception as err:  # the user's module raised: one line, where it failed
+            line = f"{type(err).__name__}: {err}".splitlines()[0]
+            problems.append(
+                f"{where}: plugins[{i}]: importing {module} failed: {line}"
+                f"{_where_it_failed(err, folder)}"
+            )
+            continue
+        record(module, str(folder))
+    return problems
