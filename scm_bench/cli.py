@@ -33,21 +33,22 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _sets(args) -> list[str]:
-    return list(args.set or [])
-
-
 def cmd_validate(args) -> int:
     from scm_bench.spec import validate
 
-    validate(args.specs, _sets(args), args.allow_large, echo=print)
-    return 0
+    return validate(args.specs, args.set or [], args.allow_large, echo=print)
+
+
+def cmd_init(args) -> int:
+    from scm_bench.spec.starter import write_starter
+
+    return write_starter(args.name, Path.cwd(), echo=print)
 
 
 def cmd_expand(args) -> int:
     from scm_bench.spec import load_trials
 
-    trials = load_trials(args.spec, _sets(args), args.allow_large).trials
+    trials = load_trials(args.spec, args.set or [], args.allow_large).trials
     if args.json:
         print(json.dumps([t.record() for t in trials], indent=2))
     else:
@@ -69,7 +70,7 @@ def cmd_train(args) -> int:
     from scm_bench.spec import load_trials
     from scm_bench.train.loop import train_trial
 
-    spec = load_trials(args.config, _sets(args), args.allow_large).trials[0].spec  # the first
+    spec = load_trials(args.config, args.set or [], args.allow_large).trials[0].spec  # the first
     out = require_dir(Path(args.out), "--out")
     with RunLock(out):
         result = train_trial(
@@ -92,7 +93,7 @@ def cmd_run(args) -> int:
     from scm_bench.spec import load_trials
 
     set_verbosity(args.verbose)
-    loaded = load_trials(args.spec, _sets(args), args.allow_large)
+    loaded = load_trials(args.spec, args.set or [], args.allow_large)
     spec = loaded.spec
     out = require_dir(Path(args.out) if args.out else Path("runs") / spec.name,
                       "--out" if args.out else "name")  # fmt: skip
@@ -157,6 +158,7 @@ def cmd_publish(args) -> int:
 
 
 STORAGE_HELP = "trial artifacts' storage: a folder all nodes see or s3://... (default OUT/ray)"
+CACHE_HELP = "teacher cache (default: $SCM_BENCH_CACHE/teachers, or ~/.cache/scm-bench/teachers)"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -180,6 +182,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--set", **setp)
     s.add_argument("--allow-large", **large)
     s.set_defaults(fn=cmd_validate)
+
+    s = sub.add_parser("init", help="write NAME.yaml here: a commented starter spec")
+    s.add_argument("name", metavar="NAME", help="the spec's name (also its run folder's)")
+    s.set_defaults(fn=cmd_init)
 
     s = sub.add_parser("expand", help="print the resolved trials of a spec")
     s.add_argument("spec", metavar="SPEC", help=spec_help)
@@ -209,7 +215,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--max-concurrent", type=positive_int, help="trials at once (default: CPUs / cpu)"
     )
-    s.add_argument("--teacher-cache", help="teacher cache (default ~/.cache/scm-bench/teachers)")
+    s.add_argument("--teacher-cache", help=CACHE_HELP)
     s.add_argument("--storage", metavar="URI", help=STORAGE_HELP)
     s.add_argument("--allow-large", **large)
     s.add_argument("--wandb", metavar="PROJECT", help="also log trials to this W&B project")

@@ -107,3 +107,51 @@ def test_validate_checks_every_spec_given(tmp_path, capsys):
     (tmp_path / "b.yaml").write_text("name: b\ntrial: {train: {lr: -1.0}}\n")
     rc, _, err = run_cli(capsys, "validate", str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
     assert rc == 2 and "train.steps" in err and "train.lr" in err
+
+
+def test_init_writes_a_commented_starter_that_validates_as_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run_cli(capsys, "init", "first")
+    path = tmp_path / "first.yaml"
+    assert rc == 0 and out.startswith(f"wrote {path}")
+    text = path.read_text()
+    assert sum(line.startswith("#") for line in text.splitlines()) >= 10  # it explains itself
+    loaded = load_trials(path, data=True)
+    spec = loaded.spec
+    assert spec.name == "first" and spec.base == "grid" and len(spec.seeds) >= 2
+    assert list(spec.axes) == ["tangent.mode"] and len(spec.claims) == 1
+    assert {t.variant for t in loaded.trials} == {"tangent.mode=normalize", "tangent.mode=raw"}
+
+
+def test_init_never_overwrites_and_names_must_be_folder_names(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text("my own work\n")
+    rc, _, err = run_cli(capsys, "init", "mine")
+    assert rc == 2 and "mine.yaml: already exists" in err
+    assert (tmp_path / "mine.yaml").read_text() == "my own work\n"
+    rc, _, err = run_cli(capsys, "init", "../up")
+    assert rc == 2 and "NAME: '../up' contains a path separator" in err
+    assert not (tmp_path.parent / "up.yaml").exists()
+
+
+@pytest.mark.slow
+def test_the_starter_spec_trains_as_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "init", "first")[0] == 0
+    small = ["train.steps=5", "teacher.steps=5", "eval.n_samples=64", "eval.grid=0"]
+    args = ["train", "first.yaml", "--out", "t", *(a for s in small for a in ("--set", s))]
+    rc, out, _ = run_cli(capsys, *args)
+    assert rc == 0 and '"status": "ok"' in out and '"mode_precision_2step"' in out
+
+
+def test_teacher_cache_help_states_the_real_default(capsys, monkeypatch, tmp_path):
+    from scm_bench.rundir import default_teacher_cache
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "$SCM_BENCH_CACHE/teachers, or ~/.cache/scm-bench/teachers" in help_text
+    monkeypatch.setenv("SCM_BENCH_CACHE", str(tmp_path))
+    assert default_teacher_cache() == tmp_path / "teachers"
+    monkeypatch.delenv("SCM_BENCH_CACHE")
+    assert default_teacher_cache() == Path("~/.cache/scm-bench/teachers").expanduser()

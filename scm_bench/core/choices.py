@@ -68,9 +68,12 @@ def _quoted(names) -> str:
 class Choices:
     """The values of one setting, each with what implements it and a one-line description."""
 
+    every: list[Choices] = []  # every registry, in the order they were made
+
     def __init__(self, setting: str):
         self.setting = setting  # dotted spec path, for messages
         self._items: dict[str, tuple[Any, str]] = {}
+        Choices.every.append(self)
         self.alias = Annotated[str, AfterValidator(self._validate), self]  # the schema's type
 
     def register(self, name: str, description: str = "") -> Callable[[Any], Any]:

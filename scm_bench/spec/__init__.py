@@ -137,9 +137,9 @@ def renumber(lines: list[str], where: str, kept: list[int]) -> list[str]:
     return out
 
 
-def validate(paths: list[str], sets: list[str] = (), allow_large: bool = False, echo=print):
+def validate(paths: list[str], sets: list[str] = (), allow_large: bool = False, echo=print) -> int:
     """`scm-bench validate`: every spec checked (data included), an 'ok' line for each valid
-    one, then one SpecError with the problems of all the others."""
+    one, then one SpecError with the problems of all the others; 0 when all are valid."""
     problems = []
     for path in paths:
         try:
@@ -152,3 +152,4 @@ def validate(paths: list[str], sets: list[str] = (), allow_large: bool = False, 
         echo(f"{path}: ok ({f'search: {search.num_samples} proposals' if search else size})")
     if problems:
         raise SpecError(problems)
+    return 0

@@ -1,0 +1,192 @@
+"""A user's own techniques without forking: a module beside the spec registers values of the
+technique switches, a network, a dataset and a metric; they validate, list and train like the
+built-in ones, and a run on Ray from a folder outside the checkout uses them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scm_bench import metrics
+from scm_bench.cli import main
+from scm_bench.core import choices
+from scm_bench.core.choices import PLUGINS_ENV, Choices
+from scm_bench.spec import TrialSpec  # noqa: F401  (every registry exists before a snapshot)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "docs" / "examples" / "clip_norm"
+
+EVERY_KIND = '''
+import math
+import torch
+from scm_bench import metrics
+from scm_bench.core.tangent import TANGENT_MODES
+from scm_bench.core.trigflow import PROPOSALS
+from scm_bench.core.weighting import PRIOR_WEIGHTS
+from scm_bench.data import Dataset, register
+from scm_bench.nets import ARCHS
+from scm_bench.nets.embed import TIME_EMBEDDINGS, TimeEmbedding
+from scm_bench.nets.mlp import MLP
+
+CALLS = []
+
+@TANGENT_MODES.register("halve", "g / 2")
+def halve(g, cfg):
+    CALLS.append("halve")
+    return g / 2
+
+@TIME_EMBEDDINGS.register("slow", "sinusoids at frequency 0.5")
+def slow(dim, scale):
+    return TimeEmbedding(torch.full((dim // 2,), 0.5))
+
+@PROPOSALS.register("uniform", "t ~ U(0.01, pi/2 - 0.01)")
+def uniform(n, proposal, sigma_d, generator=None):
+    return 0.01 + (math.pi / 2 - 0.02) * torch.rand(n, generator=generator)
+
+@PRIOR_WEIGHTS.register("cos", "cos(t)")
+def cos(t, sigma_d):
+    return torch.cos(t)
+
+@ARCHS.register("thin_mlp", "an MLP of width 8")
+def thin_mlp(spec, shape, cond):
+    return MLP(shape[0], cond, width=8, depth=1)
+
+@register("ring")
+def ring(spec):
+    """Points on a circle of radius 0.5."""
+    def gen(n, g):
+        a = 2 * math.pi * torch.rand(n, generator=g)
+        return 0.5 * torch.stack([a.cos(), a.sin()], 1)
+    test = gen(1000, torch.Generator().manual_seed(1))
+    return Dataset("ring", (2,), 0.35, 0, None, None, test, None, generate=gen)
+
+metrics.register(metrics.Metric(
+    "radius_error", "mean |r - 0.5| of samples", False, "sample", datasets=("ring",),
+    fn=lambda x, ds, ctx: float((x.norm(dim=1) - 0.5).abs().mean())))
+'''
+
+SPEC = """
+name: kinds
+plugins: [{module}]
+trial:
+  method: sct
+  student: {{init: scratch}}
+  data: {{name: ring}}
+  net: {{arch: thin_mlp, width: 8, depth: 1, time_embedding: slow, emb_dim: 8}}
+  proposal: {{kind: uniform}}
+  weighting: {{prior: cos}}
+  tangent: {{mode: halve}}
+  train: {{steps: 3, batch_size: 16, log_every: 1}}
+  eval: {{n_samples: 32, grid: 0, bootstrap: 0, probe: false, metrics: [radius_error]}}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _plugins_stay_in_their_test(monkeypatch):
+    """Each test's plugins are gone after it: registries, metrics, the recorded modules."""
+    monkeypatch.setenv(PLUGINS_ENV, "[]")  # load_plugins records into os.environ: undone
+    saved = [(reg, dict(reg._items)) for reg in Choices.every]
+    metrics_saved, imported = dict(metrics.REGISTRY), set(choices._imported)
+    yield
+    for reg, items in saved:
+        reg._items = items
+    metrics.REGISTRY.clear()
+    metrics.REGISTRY.update(metrics_saved)
+    choices._imported.clear()
+    choices._imported.update(imported)
+
+
+def cli(capsys, *args) -> tuple[int, str, str]:
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def user_folder(tmp_path: Path, module: str, code: str, spec: str) -> Path:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / f"{module}.py").write_text(code)
+    (folder / "spec.yaml").write_text(spec.format(module=module))
+    return folder / "spec.yaml"
+
+
+def test_every_kind_of_plugin_validates_lists_and_trains(tmp_path, capsys, monkeypatch):
+    spec = user_folder(tmp_path, "kinds_plugin", EVERY_KIND, SPEC)
+    monkeypatch.chdir(tmp_path)
+    assert cli(capsys, "validate", str(spec))[0] == 0
+    _, out, _ = cli(capsys, "ls", "all", "--spec", str(spec))
+    for setting, value in [("tangent.mode", "halve"), ("net.time_embedding", "slow"),
+                           ("proposal.kind", "uniform"), ("weighting.prior", "cos"),
+                           ("net.arch", "thin_mlp"), ("data.name", "ring")]:  # fmt: skip
+        row = next(ln for ln in out.splitlines() if ln.startswith(setting + " "))
+        assert f"| {value})" in row, row
+    assert any(ln.startswith("ring ") for ln in out.splitlines())
+    assert any(ln.startswith("radius_error ") for ln in out.splitlines())
+    rc, out, _ = cli(capsys, "train", str(spec), "--out", str(tmp_path / "trial"))
+    assert rc == 0 and '"status": "ok"' in out and '"radius_error_1step"' in out
+    assert sys.modules["kinds_plugin"].CALLS.count("halve") == 3  # once per step
+
+
+def test_a_typo_in_a_plugin_value_gets_the_one_line_near_match(tmp_path, capsys):
+    spec = user_folder(
+        tmp_path, "typo_plugin", EVERY_KIND, SPEC.replace("mode: halve", "mode: halv")
+    )
+    rc, _, err = cli(capsys, "validate", str(spec))
+    assert rc == 2 and err.splitlines() == [
+        f"error: {spec}: trial.tangent.mode: 'halv' is not allowed; allowed: 'normalize', "
+        "'clip', 'raw' or 'halve' (did you mean 'halve'?)"
+    ]
+
+
+def test_a_missing_plugin_module_is_one_line_with_a_near_match(tmp_path, capsys):
+    spec = user_folder(tmp_path, "present_plugin", "", "name: x\nplugins: [present_plugn]\n")
+    rc, _, err = cli(capsys, "validate", str(spec))
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "plugins[0]: no module 'present_plugn' beside the spec" in err
+    assert "(did you mean 'present_plugin'?)" in err
+
+
+def test_a_plugin_that_raises_is_one_line_naming_its_file_and_line(tmp_path, capsys):
+    code = "import torch\n\nraise RuntimeError('half done')\n"
+    spec = user_folder(tmp_path, "broken_plugin", code, "name: x\nplugins: [{module}]\n")
+    rc, _, err = cli(capsys, "validate", str(spec))
+    assert rc == 2 and err.splitlines() == [
+        f"error: {spec}: plugins[0]: importing broken_plugin failed: RuntimeError: half done "
+        "(broken_plugin.py line 3)"
+    ]
+
+
+def test_the_docs_show_the_example_files_verbatim():
+    doc = (ROOT / "docs" / "plugins.md").read_text()
+    for name in ("clip_norm_tangent.py", "clip_norm.yaml"):
+        assert (EXAMPLE / name).read_text() in doc, name
+
+
+@pytest.mark.slow
+def test_the_worked_example_runs_on_ray_from_a_folder_outside_the_checkout(tmp_path):
+    """docs/plugins.md, as a user does it: the two files copied into an empty folder, the
+    package used as installed, a real `scm-bench run` (a local Ray: its workers import the
+    plugin), at test size."""
+    for name in ("clip_norm_tangent.py", "clip_norm.yaml"):
+        shutil.copy(EXAMPLE / name, tmp_path / name)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # scm_bench itself, not the user's folder
+    env.pop(PLUGINS_ENV, None)
+    sets = ["train.steps=20", "teacher.steps=30", "eval.n_samples=200", "eval.grid=0",
+            "eval.bootstrap=0", "seeds=[0, 1]"]  # fmt: skip
+    cmd = [sys.executable, "-m", "scm_bench.cli", "run", "clip_norm.yaml"]
+    cmd += [arg for s in sets for arg in ("--set", s)]
+    cmd += ["--teacher-cache", str(tmp_path / "teachers")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = pd.read_csv(tmp_path / "runs" / "clip_norm" / "results.csv")
+    assert sorted(results["tangent.mode"]) == ["clip_norm", "clip_norm", "normalize", "normalize"]
+    assert set(results["status"]) == {"ok"}
+    report = (tmp_path / "runs" / "clip_norm" / "report.md").read_text()
+    assert "clipping the norm of g changes 2-step mode precision" in report
+    assert "tangent.mode=clip_norm" in report
