@@ -190,3 +190,5 @@ def test_the_worked_example_runs_on_ray_from_a_folder_outside_the_checkout(tmp_p
     report = (tmp_path / "runs" / "clip_norm" / "report.md").read_text()
     assert "clipping the norm of g changes 2-step mode precision" in report
     assert "tangent.mode=clip_norm" in report
+    assert "## Missing" not in report  # a clean run: every trial ok, no grids or curves asked
+    assert "**report written at commit**: unknown" not in report  # the package's, from here

@@ -119,8 +119,17 @@ def base_trial(spec: AblationSpec, where: str) -> TrialSpec:
         raise SpecError(format_errors(err, where, TrialSpec, "trial.")) from None
 
 
+def yaml_text(value: Any) -> str:
+    """A value as a spec spells it: true / false, null, [a, b], text and numbers as they are."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(yaml_text(v) for v in value)}]"
+    return str(value)
+
+
 def variant_label(axes: dict[str, Any]) -> str:
-    return ",".join(f"{p}={v}" for p, v in axes.items()) or "base"
+    return ",".join(f"{p}={yaml_text(v)}" for p, v in axes.items()) or "base"
 
 
 def expand(spec: AblationSpec, base: TrialSpec, where: str = "spec") -> list[Trial]:
