@@ -192,3 +192,43 @@ def test_the_worked_example_runs_on_ray_from_a_folder_outside_the_checkout(tmp_p
     assert "tangent.mode=clip_norm" in report
     assert "## Missing" not in report  # a clean run: every trial ok, no grids or curves asked
     assert "**report written at commit**: unknown" not in report  # the package's, from here
+
+
+def test_a_cluster_run_hands_the_plugins_to_its_workers(monkeypatch):
+    """--address: Ray's workers do not inherit the driver's environment; the job's runtime_env
+    carries the plugin list (the local case inherits it: the slow test above)."""
+    import ray
+
+    from scm_bench.runner import cluster
+
+    seen = {}
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(cluster, "use_token_auth", lambda address: None)
+    monkeypatch.setenv(PLUGINS_ENV, '[["clip_norm_tangent", "/shared/specs"]]')
+    cluster.connect("ray://head:10001", False, "127.0.0.1", print)
+    assert seen["runtime_env"]["env_vars"] == {
+        PLUGINS_ENV: '[["clip_norm_tangent", "/shared/specs"]]'
+    }
+    monkeypatch.setenv(PLUGINS_ENV, "")
+    cluster.connect("ray://head:10001", False, "127.0.0.1", print)
+    assert "env_vars" not in seen["runtime_env"]
+
+
+def test_an_installed_package_registers_through_the_entry_point_group(tmp_path, monkeypatch):
+    """A package's `[project.entry-points."scm_bench.plugins"]` module is imported the first
+    time a registry is asked for its values, without a `plugins:` line."""
+    from importlib.metadata import EntryPoint
+
+    from scm_bench.core.tangent import TANGENT_MODES
+
+    (tmp_path / "ep_tangent.py").write_text(
+        "from scm_bench.core.tangent import TANGENT_MODES\n"
+        "TANGENT_MODES.register('ep_half', 'g / 2')(lambda g, cfg: g / 2)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    installed = {choices.ENTRY_POINTS: [EntryPoint("ep", "ep_tangent", choices.ENTRY_POINTS)]}
+    monkeypatch.setattr(choices, "entry_points", lambda group: installed.get(group, []))
+    monkeypatch.setattr(choices, "_discovered", False)  # a fresh process
+    assert TANGENT_MODES.names()[-1] == "ep_half"
+    assert TANGENT_MODES.get("ep_half")(4.0, None) == 2.0
