@@ -179,7 +179,14 @@ def test_the_worked_example_runs_on_ray_from_a_folder_outside_the_checkout(tmp_p
     env.pop(PLUGINS_ENV, None)
     sets = ["train.steps=20", "teacher.steps=30", "eval.n_samples=200", "eval.grid=0",
             "eval.bootstrap=0", "seeds=[0, 1]"]  # fmt: skip
-    cmd = [sys.executable, "-m", "scm_bench.cli", "run", "clip_norm.yaml"]
+    cli_cmd = [sys.executable, "-m", "scm_bench.cli"]
+    checks = [(["validate", "clip_norm.yaml"], "clip_norm.yaml: ok (8 trials)"),
+              (["ls", "settings", "--spec", "clip_norm.yaml"], "| clip_norm)")]  # fmt: skip
+    for args, shown in checks:
+        done = subprocess.run(cli_cmd + args, cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0 and shown in done.stdout, done.stdout + done.stderr
+    cmd = [*cli_cmd, "run", "clip_norm.yaml"]
     cmd += [arg for s in sets for arg in ("--set", s)]
     cmd += ["--teacher-cache", str(tmp_path / "teachers")]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
