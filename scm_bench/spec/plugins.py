@@ -15,7 +15,8 @@ import traceback
 from pathlib import Path
 
 from scm_bench.core.choices import ENTRY_POINTS, PLUGINS_ENV, discover, import_plugin
-from scm_bench.errors import did_you_mean
+from scm_bench.errors import SpecError, did_you_mean
+from scm_bench.safe_yaml import YamlLoadError, load_yaml
 
 
 def _missing(err: ModuleNotFoundError, module: str) -> bool:
@@ -37,9 +38,10 @@ def record(module: str, folder: str) -> None:
         os.environ[PLUGINS_ENV] = json.dumps([*entries, [module, folder]])
 
 
-def load_plugins(modules: object, spec_file: Path) -> list[str]:
-    """Import the modules a spec names; one line per problem (``FILE: plugins[i]: ...``)."""
-    where, folder = str(spec_file), Path(spec_file).resolve().parent
+def load_plugins(modules: object, spec_file: Path, folder: Path | None = None) -> list[str]:
+    """Import the modules a spec names, from ``folder`` (default: the spec's) first; one line
+    per problem (``FILE: plugins[i]: ...``)."""
+    where, folder = str(spec_file), Path(folder or Path(spec_file).parent).resolve()
     try:
         discover()  # installed plugins (entry points), whether or not the spec names any
     except Exception as err:
@@ -60,8 +62,8 @@ def load_plugins(modules: object, spec_file: Path) -> list[str]:
                 continue
             local = [p.stem for p in folder.glob("*.py")]
             problems.append(
-                f"{where}: plugins[{i}]: no module {module!r} beside the spec ({folder}) or "
-                f"installed{did_you_mean(module, local)}"
+                f"{where}: plugins[{i}]: no module {module!r} in {folder} or installed"
+                f"{did_you_mean(module, local)}"
             )
             continue
         except Exception as err:  # the user's module raised: one line, where it failed
@@ -73,3 +75,16 @@ def load_plugins(modules: object, spec_file: Path) -> list[str]:
             continue
         record(module, str(folder))
     return problems
+
+
+def load_run_plugins(run_dir: Path) -> None:
+    """The plugins a finished run's spec.yaml names, from the current folder first (where the
+    run was started, its spec beside it), for reading its models (`scm-bench sample`)."""
+    path = Path(run_dir) / "spec.yaml"
+    try:
+        modules = (load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}).get("plugins")
+    except (OSError, UnicodeDecodeError, YamlLoadError, AttributeError):
+        return  # no readable spec: a model with a plugin value then says what it lacks
+    problems = load_plugins(modules or [], path, Path.cwd())
+    if problems:
+        raise SpecError([f"{p}; run this from the spec's folder" for p in problems])

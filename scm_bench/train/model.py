@@ -22,6 +22,7 @@ from scm_bench import rundir
 from scm_bench.core.sampling import consistency_times, sample_consistency, sample_ode
 from scm_bench.errors import ModelError
 from scm_bench.nets import build_net
+from scm_bench.spec.plugins import load_run_plugins
 from scm_bench.spec.schema import TrialSpec
 from scm_bench.train.grids import save_samples
 
@@ -225,7 +226,8 @@ def sample_to_file(
 ) -> str:  # fmt: skip
     """`scm-bench sample`: samples of a model file, a trial folder or a run's trial (picked by
     variant and seed) written as a .png grid or .npz arrays; returns the line to print."""
-    if (source / "results.csv").is_file():  # a run: pick the trial
+    if (source / "results.csv").is_file():  # a run: its plugins, then pick the trial
+        load_run_plugins(source)
         source = find_trial(source, variant, seed, teacher)
     elif variant is not None or seed is not None or teacher:
         why = "pick a trial of a run directory (the noise seed is --noise-seed)"
