@@ -4,6 +4,7 @@ built-in ones, and a run on Ray from a folder outside the checkout uses them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -131,6 +132,40 @@ def test_every_kind_of_plugin_validates_lists_and_trains(tmp_path, capsys, monke
     rc, out, _ = cli(capsys, "train", str(spec), "--out", str(tmp_path / "trial"))
     assert rc == 0 and '"status": "ok"' in out and '"radius_error_1step"' in out
     assert sys.modules["kinds_plugin"].CALLS.count("halve") == 3  # once per step
+
+
+def forget_plugin(module: str, saved: list, saved_metrics: dict) -> None:
+    """This process as a fresh one that never imported ``module`` (the registries as saved)."""
+    for reg, items in saved:
+        reg._items = dict(items)
+    metrics.REGISTRY.clear()
+    metrics.REGISTRY.update(saved_metrics)
+    choices._imported.clear()
+    sys.modules.pop(module, None)
+    sys.path[:] = [p for p in sys.path if not Path(p, f"{module}.py").is_file()]
+    os.environ[PLUGINS_ENV] = "[]"  # the fixture restores it
+
+
+def test_sample_imports_the_plugins_a_run_names(tmp_path, capsys, monkeypatch):
+    """A model whose net and data are plugin values samples in a fresh process, from the
+    spec's folder; from elsewhere, one warning and one error line."""
+    saved = [(reg, dict(reg._items)) for reg in Choices.every], dict(metrics.REGISTRY)
+    spec = user_folder(tmp_path, "sampled_plugin", EVERY_KIND, SPEC)
+    run = tmp_path / "mine" / "runs" / "kinds"
+    assert cli(capsys, "train", str(spec), "--out", str(run / "trials" / "kinds-s0"))[0] == 0
+    (run / "spec.yaml").write_text("name: kinds\nplugins: [sampled_plugin]\n")
+    (run / "results.csv").write_text("trial_id,variant,seed,status\nkinds-s0,base,0,ok\n")
+    forget_plugin("sampled_plugin", *saved)
+    # main() writes warnings through a handler on the stderr it first saw: this test's stderr
+    monkeypatch.setattr(logging.getLogger("scm_bench"), "handlers", [])
+    monkeypatch.chdir(tmp_path)  # not the spec's folder
+    rc, _, err = cli(capsys, "sample", "mine/runs/kinds", "--out", "s.npz", "--n", "8")
+    assert rc == 2 and "plugins[0]: no module 'sampled_plugin' in" in err
+    assert len(err.splitlines()) == 2 and "model.pt: its spec does not validate" in err, err
+    forget_plugin("sampled_plugin", *saved)
+    monkeypatch.chdir(tmp_path / "mine")
+    rc, out, err = cli(capsys, "sample", "runs/kinds", "--out", "s.npz", "--n", "8")
+    assert rc == 0 and (tmp_path / "mine" / "s.npz").is_file(), out + err
 
 
 def test_a_typo_in_a_plugin_value_gets_the_one_line_near_match(tmp_path, capsys):

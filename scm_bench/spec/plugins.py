@@ -10,12 +10,13 @@ workers) inherit and import on first use of a registry.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import traceback
 from pathlib import Path
 
 from scm_bench.core.choices import ENTRY_POINTS, PLUGINS_ENV, discover, import_plugin
-from scm_bench.errors import SpecError, did_you_mean
+from scm_bench.errors import did_you_mean
 from scm_bench.safe_yaml import YamlLoadError, load_yaml
 
 
@@ -45,8 +46,9 @@ def load_plugins(modules: object, spec_file: Path, folder: Path | None = None) -
     try:
         discover()  # installed plugins (entry points), whether or not the spec names any
     except Exception as err:
-        return [f"{where}: plugins: an installed plugin (entry point group {ENTRY_POINTS}) "
-                f"failed to import: {type(err).__name__}: {err}"]  # fmt: skip
+        return [f"{where}: plugins: importing the installed plugins (entry points of "
+                f"{ENTRY_POINTS}) or those in ${PLUGINS_ENV} failed: {type(err).__name__}: "
+                f"{err}"]  # fmt: skip
     if not isinstance(modules, list):
         return [f"{where}: plugins: must be a list of module names, e.g. [my_tangent]"]
     problems = []
@@ -79,12 +81,13 @@ def load_plugins(modules: object, spec_file: Path, folder: Path | None = None) -
 
 def load_run_plugins(run_dir: Path) -> None:
     """The plugins a finished run's spec.yaml names, from the current folder first (where the
-    run was started, its spec beside it), for reading its models (`scm-bench sample`)."""
+    run was started, its spec beside it), for reading its models (`scm-bench sample`). One
+    that cannot be imported is a warning: a model whose net and data need no plugin (a tangent
+    plugin's) still loads, and one that does says which value it lacks."""
     path = Path(run_dir) / "spec.yaml"
     try:
         modules = (load_yaml(path.read_text(encoding="utf-8"), str(path)) or {}).get("plugins")
     except (OSError, UnicodeDecodeError, YamlLoadError, AttributeError):
         return  # no readable spec: a model with a plugin value then says what it lacks
-    problems = load_plugins(modules or [], path, Path.cwd())
-    if problems:
-        raise SpecError([f"{p}; run this from the spec's folder" for p in problems])
+    for problem in load_plugins(modules or [], path, Path.cwd()):
+        logging.getLogger("scm_bench").warning(f"{problem}; run this from the spec's folder")
