@@ -33,27 +33,22 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _sets(args) -> list[str]:
-    return list(args.set or [])
-
-
 def cmd_validate(args) -> int:
-    from scm_bench.spec import load_trials
-    from scm_bench.spec.check import preflight
+    from scm_bench.spec import validate
 
-    for path in args.specs:
-        loaded = load_trials(path, _sets(args), args.allow_large)
-        preflight(loaded.trials, str(path))
-        search = loaded.spec.search
-        size = f"{len(loaded.trials)} trials"
-        print(f"{path}: ok ({f'search: {search.num_samples} proposals' if search else size})")
-    return 0
+    return validate(args.specs, args.set or [], args.allow_large, echo=print)
+
+
+def cmd_init(args) -> int:
+    from scm_bench.spec.starter import write_starter
+
+    return write_starter(args.name, Path.cwd(), echo=print)
 
 
 def cmd_expand(args) -> int:
     from scm_bench.spec import load_trials
 
-    trials = load_trials(args.spec, _sets(args), args.allow_large).trials
+    trials = load_trials(args.spec, args.set or [], args.allow_large).trials
     if args.json:
         print(json.dumps([t.record() for t in trials], indent=2))
     else:
@@ -65,7 +60,7 @@ def cmd_expand(args) -> int:
 def cmd_ls(args) -> int:
     from scm_bench.spec.docs import listing
 
-    print("\n".join(listing({"techniques": "settings"}.get(args.what, args.what))))
+    print("\n".join(listing({"techniques": "settings"}.get(args.what, args.what), args.spec)))
     return 0
 
 
@@ -75,7 +70,7 @@ def cmd_train(args) -> int:
     from scm_bench.spec import load_trials
     from scm_bench.train.loop import train_trial
 
-    spec = load_trials(args.config, _sets(args), args.allow_large).trials[0].spec  # the first
+    spec = load_trials(args.config, args.set or [], args.allow_large).trials[0].spec  # the first
     out = require_dir(Path(args.out), "--out")
     with RunLock(out):
         result = train_trial(
@@ -98,7 +93,7 @@ def cmd_run(args) -> int:
     from scm_bench.spec import load_trials
 
     set_verbosity(args.verbose)
-    loaded = load_trials(args.spec, _sets(args), args.allow_large)
+    loaded = load_trials(args.spec, args.set or [], args.allow_large)
     spec = loaded.spec
     out = require_dir(Path(args.out) if args.out else Path("runs") / spec.name,
                       "--out" if args.out else "name")  # fmt: skip
@@ -163,6 +158,7 @@ def cmd_publish(args) -> int:
 
 
 STORAGE_HELP = "trial artifacts' storage: a folder all nodes see or s3://... (default OUT/ray)"
+CACHE_HELP = "teacher cache (default: $SCM_BENCH_CACHE/teachers, or ~/.cache/scm-bench/teachers)"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -187,6 +183,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-large", **large)
     s.set_defaults(fn=cmd_validate)
 
+    s = sub.add_parser("init", help="write NAME.yaml here: a commented starter spec")
+    s.add_argument("name", metavar="NAME", help="the spec's name (also its run folder's)")
+    s.set_defaults(fn=cmd_init)
+
     s = sub.add_parser("expand", help="print the resolved trials of a spec")
     s.add_argument("spec", metavar="SPEC", help=spec_help)
     s.add_argument("--json", action="store_true", help="full resolved trial specs as JSON")
@@ -199,9 +199,10 @@ def parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="all",
-        choices=["all", "settings", "techniques", "datasets", "metrics", "ablations"],
+        choices=["all", "settings", "techniques", "datasets", "metrics", "ablations", "bases"],
         help="what to list (techniques = settings; default: all)",
     )
+    s.add_argument("--spec", help="also list the values that this spec's plugins register")
     s.set_defaults(fn=cmd_ls)
 
     s = sub.add_parser("run", help="run every variant x seed of a spec on Ray Tune")
@@ -214,7 +215,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--max-concurrent", type=positive_int, help="trials at once (default: CPUs / cpu)"
     )
-    s.add_argument("--teacher-cache", help="teacher cache (default ~/.cache/scm-bench/teachers)")
+    s.add_argument("--teacher-cache", help=CACHE_HELP)
     s.add_argument("--storage", metavar="URI", help=STORAGE_HELP)
     s.add_argument("--allow-large", **large)
     s.add_argument("--wandb", metavar="PROJECT", help="also log trials to this W&B project")

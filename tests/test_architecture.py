@@ -98,6 +98,7 @@ def test_no_file_over_300_lines():
 
 
 def test_the_spec_reuses_the_vocabulary_core_and_nets_define():
+    from scm_bench.core.choices import registry
     from scm_bench.core.jvp import JVPBackend, JVPOrdering, JVPPrecision
     from scm_bench.core.tangent import TangentMode
     from scm_bench.nets.attend import AttentionKernel
@@ -110,7 +111,11 @@ def test_the_spec_reuses_the_vocabulary_core_and_nets_define():
     }
     for section, (name, alias) in fields.items():
         model = TrialSpec.model_fields[section].annotation
-        assert model.model_fields[name].annotation is alias
+        info = model.model_fields[name]
+        if registry(alias) is None:  # a Literal
+            assert info.annotation is alias
+        else:  # a registry: the field carries the same Choices (plugins extend it)
+            assert registry(alias) in info.metadata
     jvp = TrialSpec.model_fields["jvp"].annotation.model_fields
     assert jvp["precision"].annotation is JVPPrecision
     assert jvp["backend"].annotation is JVPBackend

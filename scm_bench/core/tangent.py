@@ -8,10 +8,12 @@ from typing import Literal
 
 import torch
 
-from scm_bench.core.choices import check
+from scm_bench.core.choices import Choices, check
 from scm_bench.core.trigflow import expand_t
 
-TangentMode = Literal["normalize", "clip", "raw"]
+# Tangent shapings: fn(g, cfg) -> shaped g, per sample; a plugin registers more.
+TANGENT_MODES = Choices("tangent.mode")
+TangentMode = TANGENT_MODES.alias
 TangentNorm = Literal["l2", "rms"]
 
 
@@ -64,12 +66,26 @@ def per_sample_norm(g: torch.Tensor, kind: TangentNorm = "l2") -> torch.Tensor:
 
 
 def shape_tangent(g: torch.Tensor, cfg: TangentConfig) -> torch.Tensor:
-    """Tangent normalization g / (||g|| + c) (paper), clipping to [-1, 1], or raw."""
-    if cfg.mode == "normalize":
-        return g / expand_t(per_sample_norm(g, cfg.norm) + cfg.c, g)
-    if cfg.mode == "clip":
-        return g.clamp(-1.0, 1.0)
-    return g  # raw
+    """The tangent shaping ``cfg.mode`` names: normalize (paper), clip or raw, or a plugin's."""
+    return TANGENT_MODES.get(cfg.mode)(g, cfg)
+
+
+@TANGENT_MODES.register("normalize", "g / (||g|| + c) per sample (paper)")
+def normalize(g: torch.Tensor, cfg: TangentConfig) -> torch.Tensor:
+    """Tangent normalization g / (||g|| + c), Algorithm 1 step 6; ||.|| per ``cfg.norm``."""
+    return g / expand_t(per_sample_norm(g, cfg.norm) + cfg.c, g)
+
+
+@TANGENT_MODES.register("clip", "clip g to [-1, 1]")
+def clip(g: torch.Tensor, cfg: TangentConfig) -> torch.Tensor:
+    """Tangent clipping to [-1, 1] elementwise (the paper's alternative to normalization)."""
+    return g.clamp(-1.0, 1.0)
+
+
+@TANGENT_MODES.register("raw", "g as computed (the unstable baseline)")
+def raw(g: torch.Tensor, cfg: TangentConfig) -> torch.Tensor:
+    """The raw tangent, neither normalized nor clipped."""
+    return g
 
 
 def discrete_dt(steps: int) -> float:

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 import torch
 
+from scm_bench.core.choices import Choices
+
 Net = torch.nn.Module
+# Training-time proposals of t: fn(n, proposal, sigma_d, generator) -> t (n,) in (0, pi/2).
+PROPOSALS = Choices("proposal.kind")
+ProposalKind = PROPOSALS.alias
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class Proposal:
 
     p_mean: float = -1.0  # mean of tau in t = arctan(exp(tau) / sigma_d)
     p_std: float = 1.4  # std of tau
+    kind: ProposalKind = "lognormal"  # the distribution (PROPOSALS)
 
 
 def expand_t(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -42,7 +48,15 @@ def velocity(x0: torch.Tensor, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor
 def sample_t(
     n: int, proposal: Proposal, sigma_d: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Training proposal: tau ~ N(P_mean, P_std^2), t = arctan(exp(tau) / sigma_d)."""
+    """n training times from the proposal ``proposal.kind`` names."""
+    return PROPOSALS.get(proposal.kind)(n, proposal, sigma_d, generator)
+
+
+@PROPOSALS.register("lognormal", "tau ~ N(p_mean, p_std^2), t = arctan(exp(tau) / sigma_d)")
+def lognormal(
+    n: int, proposal: Proposal, sigma_d: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Training proposal (paper): tau ~ N(P_mean, P_std^2), t = arctan(exp(tau) / sigma_d)."""
     tau = torch.randn(n, generator=generator) * proposal.p_std + proposal.p_mean
     return torch.atan(torch.exp(tau) / sigma_d)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import nn
 
-PriorWeight = Literal["none", "inv_tan"]
+from scm_bench.core.choices import Choices
+
+# Extra prior weights of the loss: fn(t, sigma_d) -> weight (B,); a plugin registers more.
+PRIOR_WEIGHTS = Choices("weighting.prior")
+PriorWeight = PRIOR_WEIGHTS.alias
 
 
 class AdaptiveWeight(nn.Module):
@@ -34,10 +37,19 @@ class AdaptiveWeight(nn.Module):
 
 
 def prior_weight(t: torch.Tensor, sigma_d: float, kind: PriorWeight) -> torch.Tensor:
-    """An *extra* prior weight: 'none' -> 1 (Algorithm 1 as written), 'inv_tan' ->
-    1 / (sigma_d tan t) multiplied on top (impl: some public codebases do this).
+    """The extra prior weight ``kind`` names, per sample (B,)."""
+    return PRIOR_WEIGHTS.get(kind)(t, sigma_d)
 
-    Algorithm 1 already contains the paper's prior 1/(sigma_d tan t): it is what turns
-    sigma_d sin(t) df/dt into the cos(t) factor of the tangent g, so 'inv_tan' applies it twice.
-    """
-    return torch.ones_like(t) if kind == "none" else 1.0 / (sigma_d * torch.tan(t))
+
+@PRIOR_WEIGHTS.register("none", "no extra weight: Algorithm 1 as written (paper)")
+def no_prior(t: torch.Tensor, sigma_d: float) -> torch.Tensor:
+    """1: Algorithm 1 already contains the paper's prior 1/(sigma_d tan t), which turns
+    sigma_d sin(t) df/dt into the cos(t) factor of the tangent g."""
+    return torch.ones_like(t)
+
+
+@PRIOR_WEIGHTS.register("inv_tan", "1 / (sigma_d tan t) again on top (some public codebases)")
+def inv_tan(t: torch.Tensor, sigma_d: float) -> torch.Tensor:
+    """1 / (sigma_d tan t) multiplied on top (impl: some public codebases do this), so the
+    paper's prior is applied twice."""
+    return 1.0 / (sigma_d * torch.tan(t))

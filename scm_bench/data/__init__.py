@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
+from scm_bench.core.choices import Choices
 from scm_bench.errors import DataError
 
-DatasetName = Literal["toy2d", "digits", "cifar10", "image_folder"]  # LOADERS' keys
+# Datasets: a loader fn(data_spec) -> Dataset, described by its docstring's first line; a
+# plugin registers more (``@register("mine")``).
+DATASETS = Choices("data.name")
+DatasetName = DATASETS.alias
 
 
 @dataclass
@@ -49,22 +52,16 @@ class Dataset:
         return x if n is None else x[:n]
 
 
-LOADERS: dict[str, Callable] = {}
-
-
-def register(name: str):
-    def deco(fn):
-        LOADERS[name] = fn
-        return fn
-
-    return deco
+def register(name: str, description: str = "") -> Callable:
+    """Decorator registering a dataset loader under ``name`` (``data.name``)."""
+    return DATASETS.register(name, description)
 
 
 def load_dataset(spec) -> Dataset:
     """Build the dataset a DataSpec names; raises DataError for missing or malformed files."""
-    return LOADERS[spec.name](spec)
+    return DATASETS.get(spec.name)(spec)
 
 
 from scm_bench.data import cifar10, digits, image_folder, toy2d  # noqa: E402,F401  (registration)
 
-__all__ = ["DataError", "Dataset", "DatasetName", "LOADERS", "load_dataset", "register"]
+__all__ = ["DATASETS", "DataError", "Dataset", "DatasetName", "load_dataset", "register"]

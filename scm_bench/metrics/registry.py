@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from scm_bench.core.choices import discover
 from scm_bench.errors import UnknownMetric, did_you_mean
 
 KINDS = ("sample", "ratio", "mechanism", "stability", "cost")
@@ -36,7 +37,7 @@ REGISTRY: dict[str, Metric] = {}
 
 
 def register(metric: Metric) -> Metric:
-    """Add a metric; a second metric of the same name is a programming error."""
+    """Add a metric (built-in or a plugin's); a second metric of the same name is an error."""
     if metric.name in REGISTRY:
         raise ValueError(f"metric {metric.name!r} registered twice")
     if metric.kind not in KINDS or metric.aggregate not in AGGREGATES:
@@ -47,6 +48,8 @@ def register(metric: Metric) -> Metric:
 
 def get(name: str) -> Metric:
     """The registered metric of this name; UnknownMetric with a near match otherwise."""
+    if name not in REGISTRY:
+        discover()  # a metric a plugin of this process registers (core/choices.py)
     if name not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
         hint = did_you_mean(name, REGISTRY)
@@ -86,7 +89,8 @@ def default_sample_metrics(dataset: str) -> tuple[str, ...]:
 
 
 def list_metrics() -> list[dict]:
-    """One row per registered metric, for `scm-bench ls metrics` and the docs."""
+    """One row per registered metric (plugins' included), for `scm-bench ls metrics`."""
+    discover()
     rows = []
     for m in sorted(REGISTRY.values(), key=lambda m: (m.kind, m.name)):
         rows.append({

@@ -9,11 +9,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from scm_bench.core.choices import check
+from scm_bench.core.choices import Choices, check
 from scm_bench.nets.jvp import Pair, linear_jvp, silu_jvp
 
 TimeTransform = Literal["identity", "edm", "scale1000"]
-TimeEmbeddingKind = Literal["positional", "fourier"]
+# Time embeddings: fn(dim, fourier_scale) -> a module with forward(c) -> (B, dim) and
+# forward_jvp(c, tc) -> (e, t_e); a plugin registers more.
+TIME_EMBEDDINGS = Choices("net.time_embedding")
+TimeEmbeddingKind = TIME_EMBEDDINGS.alias
 
 
 def time_transform(t: torch.Tensor, kind: TimeTransform, sigma_d: float) -> torch.Tensor:
@@ -49,22 +52,12 @@ def time_transform_jvp(
 
 
 class TimeEmbedding(nn.Module):
-    """Positional (sinusoidal, max_positions 1e4, paper) or random Fourier features of c_noise.
+    """Sinusoidal features [cos(c f_i), sin(c f_i)] of c_noise at fixed frequencies f (B, dim);
+    the derivative of a feature is bounded by |f_i|."""
 
-    positional: [cos(c f_i), sin(c f_i)], f_i = 10000^(-i / (dim/2))   (derivative <= |f| <= 1)
-    fourier:    [cos(2 pi c f_i), sin(2 pi c f_i)], f_i ~ N(0, scale^2)  (derivative ~ 2 pi scale)
-    """
-
-    def __init__(self, dim: int, kind: TimeEmbeddingKind = "positional", scale: float = 16.0):
+    def __init__(self, freqs: torch.Tensor):
         super().__init__()
-        check(kind, TimeEmbeddingKind, "net.time_embedding")
-        half = dim // 2
-        if kind == "positional":
-            freqs = (1 / 10000) ** (torch.arange(half, dtype=torch.float32) / half)
-        else:  # fourier
-            gen = torch.Generator().manual_seed(0)  # fixed, not learned, same for every seed
-            freqs = 2 * math.pi * scale * torch.randn(half, generator=gen)
-        self.register_buffer("freqs", freqs)
+        self.register_buffer("freqs", freqs)  # (dim/2,)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         arg = c[:, None] * self.freqs[None].to(c.dtype)  # (B, dim/2)
@@ -79,6 +72,21 @@ class TimeEmbedding(nn.Module):
             targ = tc[:, None] * freqs  # (B, dim/2)
             tout = torch.cat([-sin * targ, cos * targ], dim=1)
         return torch.cat([cos, sin], dim=1), tout
+
+
+@TIME_EMBEDDINGS.register("positional", "sinusoidal, f_i = 10000^(-i/(dim/2)) (paper)")
+def positional(dim: int, scale: float) -> TimeEmbedding:
+    """Positional embedding (max_positions 1e4, paper): f_i = 10000^(-i / (dim/2)), |f| <= 1."""
+    half = dim // 2
+    return TimeEmbedding((1 / 10000) ** (torch.arange(half, dtype=torch.float32) / half))
+
+
+@TIME_EMBEDDINGS.register("fourier", "random Fourier features, f_i ~ 2 pi N(0, scale^2)")
+def fourier(dim: int, scale: float) -> TimeEmbedding:
+    """Random Fourier features: f_i = 2 pi scale n_i, n_i ~ N(0, 1), fixed (not learned, seed 0,
+    the same for every trial seed); the derivative grows like 2 pi scale."""
+    gen = torch.Generator().manual_seed(0)
+    return TimeEmbedding(2 * math.pi * scale * torch.randn(dim // 2, generator=gen))
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,7 @@ class Conditioning(nn.Module):
         emb_dim = cfg.emb_dim
         self.transform, self.sigma_d = cfg.time_transform, cfg.sigma_d
         self.num_classes = num_classes = cfg.num_classes
-        self.embed = TimeEmbedding(emb_dim, cfg.time_embedding, cfg.fourier_scale)
+        self.embed = TIME_EMBEDDINGS.get(cfg.time_embedding)(emb_dim, cfg.fourier_scale)
         self.mlp = nn.Sequential(
             nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )

@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 
 from scm_bench.metrics import FLOOR, UNIFORM
 from scm_bench.report.table import KIND_ORDER, MetricInfo
+from scm_bench.spec.expand import yaml_text
 
 KIND_TITLES = {
     "sample": "Sample quality",
@@ -202,7 +203,7 @@ def flatten(tree, prefix: str = "") -> dict:
 def settings(spec: dict) -> str:
     """The base settings compactly: 'method=sct, train.steps=2000' (defaults otherwise)."""
     trial = flatten(spec.get("trial") or {})
-    return ", ".join(f"{k}={v}" for k, v in sorted(trial.items())) or "paper defaults"
+    return ", ".join(f"{k}={yaml_text(v)}" for k, v in sorted(trial.items())) or "paper defaults"
 
 
 def meta_facts(meta: dict) -> list[tuple[str, str]]:

@@ -37,6 +37,7 @@ ID_COLUMNS = (
     "n_samples",
 )
 REQUIRED = ("trial_id", "variant", "seed", "status", "diverged_step", "diverged_what", "error")
+OUTCOME_DETAILS = ("error",)  # results.csv has it only when some trial failed
 
 
 @dataclass
@@ -161,8 +162,9 @@ def load_run(run_dir: Path) -> Run:
     if extra:
         results = pd.concat([results, pd.DataFrame(extra)], ignore_index=True)
     absent = [c for c in REQUIRED if c not in results]
-    if absent and csv.exists():
-        missing.append(f"`results.csv` has no column {', '.join(f'`{c}`' for c in absent)}.")
+    lacking = [c for c in absent if c not in OUTCOME_DETAILS]
+    if lacking and csv.exists():
+        missing.append(f"`results.csv` has no column {', '.join(f'`{c}`' for c in lacking)}.")
     for col in absent:
         results[col] = None
     results["trial_id"] = results["trial_id"].astype(str)

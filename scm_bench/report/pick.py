@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from scm_bench.errors import ModelError
+from scm_bench.spec.plugins import load_run_plugins
 from scm_bench.train.grids import save_samples
 from scm_bench.train.model import load_model
 
@@ -66,7 +67,8 @@ def sample_to_file(
 ) -> str:  # fmt: skip
     """`scm-bench sample`: samples of a model file, a trial folder or a run's trial (picked by
     variant and seed) written as a .png grid or .npz arrays; returns the line to print."""
-    if (source / "results.csv").is_file():  # a run: pick the trial
+    if (source / "results.csv").is_file():  # a run: its plugins, then pick the trial
+        load_run_plugins(source)
         source = find_trial(source, variant, seed, teacher)
     elif variant is not None or seed is not None or teacher:
         why = "pick a trial of a run directory (the noise seed is --noise-seed)"

@@ -108,8 +108,9 @@ def effect_text(v: Verdict) -> str:
 def paper_text(c: Claim) -> str:
     if c.kind == "equivalence":
         return f"equal within ±{100 * c.margin:g}%"
-    said = {"lower": "lower", "higher": "higher", "any": "different"}[c.direction]
-    return said if c.paper_effect is None else f"{said}, {pct(c.paper_effect)}"
+    if c.paper_effect is not None:  # the paper's effect; its sign says the direction
+        return pct(c.paper_effect)
+    return {"lower": "lower", "higher": "higher", "any": "different"}[c.direction]
 
 
 def _seeds(x: float) -> str:

@@ -80,6 +80,12 @@ def _bar_data(run: Run, table: pd.DataFrame, infos: list[MetricInfo]):
             pd.DataFrame(points, columns=["variant", "sampler", "seed", "value"]))  # fmt: skip
 
 
+def asked_for(run: Run, setting: str) -> bool:
+    """Whether some trial asked for ``eval.<setting>`` (non-zero; True when unknown)."""
+    specs = [t.get("spec", {}).get("eval", {}) for t in run.trials]
+    return not specs or any(s.get(setting, 1) != 0 for s in specs)
+
+
 def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Path):
     """[(title, path)] of every figure that has data, and notes on the ones that have none."""
     made, notes = [], []
@@ -89,7 +95,8 @@ def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Pa
     path = fig.curves_figure(curves, run.variants, diverged, out / "curves.png")
     made.append(("Training curves (mean ± sd over seeds; dotted: divergence)", path))
     path = fig.eval_curve_figure(curves, run.variants, out / "eval_curves.png")
-    made.append(("Sample metrics against step (eval.curve_every; mean ± sd over seeds)", path))
+    if path is not None or asked_for(run, "curve_every"):  # no note when none was asked for
+        made.append(("Sample metrics against step (eval.curve_every; mean ± sd over seeds)", path))
     path = fig.probe_figure(res, run.variants, out / "probes.png")
     made.append(("Mechanism probes at fixed weights by t-bin (mean ± sd over seeds)", path))
     path = fig.tbin_figure(tbins, run.variants, out / "g_norm_tbin.png")
@@ -152,6 +159,8 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
     long_table(run, table, infos).to_csv(out / "table.csv", index=False)
     figures, fig_notes = make_figures(run, table, infos, out)
     grids, grid_notes = collect_grids(run, out / "samples")
+    if not asked_for(run, "grid"):  # eval.grid: 0, no grids asked for: none is missing
+        grid_notes = [n for n in grid_notes if "no trial finished ok" in n]
     missing = run.missing + claim_notes + fig_notes + grid_notes
     if not infos:
         missing.append("No metric columns in the results table yet.")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ray
 
+from scm_bench.core.choices import PLUGINS_ENV
 from scm_bench.errors import RunError
 from scm_bench.spec import AblationSpec, Trial
 
@@ -69,6 +70,13 @@ def set_verbosity(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.ERROR)
 
 
+def plugin_env() -> dict:
+    """The spec's plugins (``core.choices.PLUGINS_ENV``) for a cluster's workers, which do not
+    inherit this process's environment as a local Ray's do: ``{"env_vars": ...}`` or {}."""
+    plugins = os.environ.get(PLUGINS_ENV)
+    return {"env_vars": {PLUGINS_ENV: plugins}} if plugins else {}
+
+
 def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     """Join an existing Ray (``address`` or RAY_ADDRESS) or start a local one; True if started."""
     # A failing trial is reported in one line (full traceback in its error.txt), not through
@@ -83,7 +91,7 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     if address == "local":  # the node's IP on loopback: its metrics endpoint binds there too
         kwargs.update(include_dashboard=dashboard, dashboard_host=host, _node_ip_address=LOCAL)
     else:  # the cluster runs this driver's scm_bench, not whatever its nodes have installed
-        kwargs.update(runtime_env={"py_modules": [str(PACKAGE)]})
+        kwargs.update(runtime_env={"py_modules": [str(PACKAGE)], **plugin_env()})
     ctx = ray.init(**kwargs)
     if dashboard:
         url = f"http://{ctx.dashboard_url}" if ctx.dashboard_url else "(dashboard not available)"

@@ -16,11 +16,16 @@ from scm_bench.errors import SpecError
 from scm_bench.safe_yaml import check_sizes
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.bundled import find_spec
-from scm_bench.spec.expand import Trial, base_trial, expand
-from scm_bench.spec.load import load_spec, parse_sets, read_yaml
+from scm_bench.spec.check import preflight, validate_all
+from scm_bench.spec.expand import Trial, expand
+from scm_bench.spec.load import parse_sets, read_yaml, resolve_bases
+from scm_bench.spec.paths import set_dotted
+from scm_bench.spec.plugins import load_plugins
 from scm_bench.spec.schema import TrialSpec
 
-__all__ = ["Loaded", "Trial", "TrialSpec", "AblationSpec", "find_spec", "load_trials"]
+__all__ = [
+    "Loaded", "Trial", "TrialSpec", "AblationSpec", "find_spec", "load_trials", "validate"
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -72,29 +77,34 @@ def size_problems(spec: AblationSpec, where: str, allow_large: bool) -> list[str
     return check_sizes(lengths, len(spec.seeds), n_trials, allow_large, where=where)
 
 
-def load_trials(path: str | Path, sets: list[str] = (), allow_large: bool = False) -> Loaded:
+def load_trials(
+    path: str | Path, sets: list[str] = (), allow_large: bool = False, data: bool = False
+) -> Loaded:
     """Read a spec (an ablation, or a bare trial spec: one trial), apply ``--set`` overrides
-    and expand it into trials, validating everything once and reporting every problem.
-    ``path`` is a file or the name of a bundled ablation (``tangent_norm``)."""
+    and expand it into trials, validating everything once and reporting every problem in one
+    SpecError: schema, axes, claims, and with ``data`` the data and metric files
+    (``check.preflight``). ``path`` is a file or the name of a bundled ablation."""
     path = find_spec(path)
-    where, errors = str(path), []
+    where = str(path)
     spec_sets, trial_sets = split_sets(parse_sets(list(sets)))
-    data = read_yaml(Path(path))
-    if not {"name", "trial"} & set(data):  # a bare trial spec: one trial
-        data = {"name": Path(path).stem, "trial": data, "seeds": [data.get("seed", 0)]}
-        spec = _collect(lambda: AblationSpec.model_validate(data), errors)
+    raw = read_yaml(Path(path))
+    if not {"name", "trial"} & set(raw):  # a bare trial spec: one trial
+        raw = {"name": Path(path).stem, "trial": raw, "seeds": [raw.get("seed", 0)]}
     else:
-        spec = _collect(lambda: load_spec(path, spec_sets), errors)
-    if spec is None:  # still report the trial section's own problems in this pass
-        trial = data.get("trial")
-        if isinstance(trial, dict):
-            raw = AblationSpec.model_construct(name="x", trial=trial)
-            _collect(lambda: base_trial(raw, where), errors)
+        raw = resolve_bases(Path(path))
+        for key, value in spec_sets.items():
+            set_dotted(raw, key, value, f"--set {key}")
+    errors = load_plugins(raw.get("plugins", []), Path(path))  # before their values validate
+    spec, schema_errors, kept = validate_all(AblationSpec, raw, where)
+    errors += schema_errors
+    if spec is None:
         raise SpecError(errors)
+    base, trial_errors, _ = validate_all(TrialSpec, spec.trial, where, "trial.")
+    errors += trial_errors
     too_large = size_problems(spec, where, allow_large)
     if too_large:  # before expanding: a huge grid would take minutes to build
         raise SpecError(errors + too_large)
-    base = _collect(lambda: base_trial(spec, where), errors) or TrialSpec()
+    base = base or TrialSpec()
     controlled = set(spec.axes) | {p for group in spec.zip for p in group} | {"seed"}
     errors += [
         f"--set {p}: this setting is an axis (or the seeds) of {where}; change the axis values "
@@ -103,7 +113,43 @@ def load_trials(path: str | Path, sets: list[str] = (), allow_large: bool = Fals
     ]
     if trial_sets:
         base = _collect(lambda: base.override(trial_sets, "--set"), errors) or base
-    trials = _collect(lambda: expand(spec, base, where), errors)
+    late: list[str] = []  # expansion's lines name claims by their index among the valid ones
+    trials = _collect(lambda: expand(spec, base, where), late)
+    errors += renumber(late, where, kept.get("claims", []))
+    if data:
+        _collect(lambda: preflight(trials or [Trial("base", "base", {}, 0, base)], where), errors)
     if errors:
-        raise SpecError(errors)
+        raise SpecError(list(dict.fromkeys(errors)))
     return Loaded(spec, base, trials, where)
+
+
+def renumber(lines: list[str], where: str, kept: list[int]) -> list[str]:
+    """Lines about ``claims[j]`` of the claims that validated, named by their index in the file
+    (``kept[j]``) again."""
+    out = []
+    for line in lines:
+        for j in range(len(kept)):
+            old = f"{where}: claims[{j}]"
+            if line.startswith(old):
+                line = f"{where}: claims[{kept[j]}]" + line[len(old) :]
+                break
+        out.append(line)
+    return out
+
+
+def validate(paths: list[str], sets: list[str] = (), allow_large: bool = False, echo=print) -> int:
+    """`scm-bench validate`: every spec checked (data included), an 'ok' line for each valid
+    one, then one SpecError with the problems of all the others; 0 when all are valid."""
+    problems = []
+    for path in paths:
+        try:
+            loaded = load_trials(path, sets, allow_large, data=True)
+        except SpecError as err:
+            problems += err.lines
+            continue
+        search = loaded.spec.search
+        size = f"{len(loaded.trials)} trials"
+        echo(f"{path}: ok ({f'search: {search.num_samples} proposals' if search else size})")
+    if problems:
+        raise SpecError(problems)
+    return 0

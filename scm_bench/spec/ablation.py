@@ -11,6 +11,8 @@ from scm_bench.names import run_name_problem
 from scm_bench.spec.claims import Claim
 from scm_bench.spec.schema import Section
 
+PLUGIN_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"  # a dotted module name
+
 
 class Resources(Section):
     cpu: StrictFloat = Field(1.0, gt=0, description="CPUs reserved per trial (also torch threads).")
@@ -61,7 +63,17 @@ class AblationSpec(Section):
         "A-Z a-z 0-9 _ . -, starting with a letter or digit).",
     )
     description: str = Field("", description="The paper claim the ablation tests.")
-    base: str | None = Field(None, description="Base spec file (relative to this file).")
+    base: str | None = Field(
+        None,
+        description="Base spec: a file beside this one, else a bundled base by name (grid, "
+        "base/grid.yaml: `scm-bench ls bases`).",
+    )
+    plugins: list[Annotated[str, Field(pattern=PLUGIN_MODULE)]] = Field(
+        default_factory=list,
+        description="Python modules that register their own values of technique switches, "
+        "networks, datasets or metrics (docs/plugins.md); each is imported from the spec's "
+        "folder first, then from the installed packages.",
+    )
     trial: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the trial spec (see `scm-bench ls`)."
     )

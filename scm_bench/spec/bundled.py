@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from scm_bench.errors import SpecError, did_you_mean
+from scm_bench.spec.bases import ABLATIONS
 from scm_bench.spec.load import read_yaml
-
-ABLATIONS = Path(__file__).resolve().parents[2] / "ablations"  # <repo>/ablations
 
 
 def bundled() -> dict[str, Path]:

@@ -5,27 +5,35 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from scm_bench.errors import SpecError
 from scm_bench.spec.ablation import AblationSpec, Resources, SearchParam, SearchSpec
-from scm_bench.spec.bundled import descriptions
+from scm_bench.spec.bases import bundled_bases
+from scm_bench.spec.bundled import descriptions, find_spec
 from scm_bench.spec.claims import Claim
-from scm_bench.spec.paths import field_docs
+from scm_bench.spec.load import resolve_bases
+from scm_bench.spec.paths import allowed_values, field_docs
+from scm_bench.spec.plugins import load_plugins
 from scm_bench.spec.schema import TrialSpec
 
 
-def listing(what: str = "all") -> list[str]:
-    """The lines `scm-bench ls [TOPIC]` prints: a '# topic (columns)' header, one row per item."""
+def listing(what: str = "all", spec: str | None = None) -> list[str]:
+    """The lines `scm-bench ls [TOPIC]` prints: a '# topic (columns)' header, one row per item;
+    with ``spec``, the values its plugins register are listed too."""
     from scm_bench import metrics
-    from scm_bench.data import LOADERS
+    from scm_bench.data import DATASETS
 
+    if spec is not None:
+        path = find_spec(spec)
+        problems = load_plugins(resolve_bases(path).get("plugins", []), path)
+        if problems:
+            raise SpecError(problems)
     lines = []
     if what in ("all", "settings"):
-        lines.append("# settings (dotted path, default, description)")
-        lines += [f"{p:28s} {d:24s} {desc}" for p, d, desc in field_docs(TrialSpec)]
+        lines.append("# settings (dotted path, default, description, allowed values)")
+        lines += [f"{p:28s} {d:24s} {desc}{_allowed(p)}" for p, d, desc in field_docs(TrialSpec)]
     if what in ("all", "datasets"):
         lines.append("# datasets (name, description)")
-        for name, load in sorted(LOADERS.items()):
-            doc = (load.__doc__ or "").strip().partition("\n")[0]  # the loader's first line
-            lines.append(f"{name:14s} {doc}")
+        lines += [f"{name:14s} {doc}" for name, doc in sorted(DATASETS.described())]
     if what in ("all", "metrics"):
         lines.append("# metrics (name, better, aggregate, kind, description)")
         for m in sorted(metrics.list_metrics(), key=lambda m: (m["kind"], m["name"])):
@@ -33,6 +41,9 @@ def listing(what: str = "all") -> list[str]:
             lines.append(
                 f"{m['name']:20s} {better:7s} {m['aggregate']:6s} {m['kind']:9s} {m['description']}"
             )
+    if what in ("all", "bases"):
+        lines.append("# bases (name, file): `base: NAME` in a spec, from any folder")
+        lines += [f"{name:16s} {path}" for name, path in bundled_bases().items()]
     if what in ("all", "ablations"):
         lines.append("# ablations (name, description): scm-bench run NAME")
         rows = descriptions() or [("(none)", "bundled specs come with a source checkout")]
@@ -40,10 +51,26 @@ def listing(what: str = "all") -> list[str]:
     return lines
 
 
+def _allowed(path: str) -> str:
+    """' (allowed: a | b)' for a trial setting with a closed or registered set of values."""
+    values = allowed_values(TrialSpec).get(path)
+    return f" (allowed: {' | '.join(values)})" if values else ""
+
+
 def _table(rows) -> list[str]:
     out = ["| setting | default | description |", "|---|---|---|"]
     cell = lambda text: str(text).replace("|", "\\|")  # a bare | would end the table cell
     out += [f"| `{p}` | `{cell(d)}` | {cell(desc)} |" for p, d, desc in rows]
+    return out
+
+
+def _trial_table() -> list[str]:
+    """Trial settings with their allowed values (those of the built-ins: no plugin loaded)."""
+    allowed = allowed_values(TrialSpec)
+    out = ["| setting | default | allowed | description |", "|---|---|---|---|"]
+    for p, d, desc in field_docs(TrialSpec):
+        values = " \\| ".join(f"`{v}`" for v in allowed.get(p, ()))
+        out.append(f"| `{p}` | `{d}` | {values} | {desc.replace('|', chr(92) + '|')} |")
     return out
 
 
@@ -80,7 +107,7 @@ def reference() -> str:
         "",
         "## Trial settings (under `trial:`, as `axes:` paths, and as `--set` paths)",
         "",
-        *_table(field_docs(TrialSpec)),
+        *_trial_table(),
         "",
     ]
     return "\n".join(lines)

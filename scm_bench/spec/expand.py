@@ -70,23 +70,34 @@ def check_search_metric(column: str, samplers: tuple[str, ...], where: str) -> N
         )
 
 
-def combos(spec: AblationSpec, where: str) -> list[dict[str, Any]]:
-    """Every combination of axis values: the product of grid axes and zipped groups."""
+def combos(spec: AblationSpec, where: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """(every combination of axis values: the product of grid axes and zipped groups, one line
+    per bad axis); a bad axis is left out of the product so the rest is still checked."""
     dims: list[list[dict[str, Any]]] = []
+    errors: list[str] = []
     for path, values in spec.axes.items():
-        check_path(path, where, "axes")
+        try:
+            check_path(path, where, "axes")
+        except SpecError as err:
+            errors += err.lines
+            continue
         if not values:
-            raise SpecError([f"{where}: axes.{path}: needs at least one value"])
+            errors.append(f"{where}: axes.{path}: needs at least one value")
+            continue
         dims.append([{path: v} for v in values])
     for i, group in enumerate(spec.zip):
         lengths = {len(v) for v in group.values()}
+        bad = [f"{where}: zip[{i}].{p}: unknown trial setting{did_you_mean(p, LEAF_PATHS)}"
+               for p in group if p not in LEAF_PATHS]  # fmt: skip
         if len(lengths) != 1:
-            raise SpecError([f"{where}: zip[{i}]: lists must have equal lengths, got {lengths}"])
-        for path in group:
-            check_path(path, where, f"zip[{i}]")
+            bad.append(f"{where}: zip[{i}]: lists must have equal lengths, got {lengths}")
+        errors += bad
+        if bad or not group:
+            continue
         n = lengths.pop()
         dims.append([{p: vals[j] for p, vals in group.items()} for j in range(n)])
-    return [dict(kv for d in combo for kv in d.items()) for combo in itertools.product(*dims)]
+    grid = [dict(kv for d in combo for kv in d.items()) for combo in itertools.product(*dims)]
+    return grid, errors
 
 
 def slug(value: Any) -> str:
@@ -108,8 +119,17 @@ def base_trial(spec: AblationSpec, where: str) -> TrialSpec:
         raise SpecError(format_errors(err, where, TrialSpec, "trial.")) from None
 
 
+def yaml_text(value: Any) -> str:
+    """A value as a spec spells it: true / false, null, [a, b], text and numbers as they are."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(yaml_text(v) for v in value)}]"
+    return str(value)
+
+
 def variant_label(axes: dict[str, Any]) -> str:
-    return ",".join(f"{p}={v}" for p, v in axes.items()) or "base"
+    return ",".join(f"{p}={yaml_text(v)}" for p, v in axes.items()) or "base"
 
 
 def expand(spec: AblationSpec, base: TrialSpec, where: str = "spec") -> list[Trial]:
@@ -120,11 +140,8 @@ def expand(spec: AblationSpec, base: TrialSpec, where: str = "spec") -> list[Tri
             raise SpecError([f"{where}: search: a search spec cannot also have axes or zip"])
         for path in spec.search.params:
             check_path(path, where, "search.params")
-    trials, errors = [], []
-    try:
-        grid = combos(spec, where)
-    except SpecError as err:  # still report problems of the base trial below
-        errors, grid = list(err.lines), [{}]
+    trials = []
+    grid, errors = combos(spec, where)
     for axes in grid:
         try:  # axis values are checked once per variant, not once per seed
             variant = base.override(axes, where) if axes else base
@@ -137,20 +154,32 @@ def expand(spec: AblationSpec, base: TrialSpec, where: str = "spec") -> list[Tri
             trials.append(
                 Trial(trial_id(spec.name, axes, seed, ts), variant_label(axes), axes, seed, ts)
             )
-    if errors:
-        raise SpecError(errors)
     if spec.search is not None:
-        check_search_metric(spec.search.metric, base.eval.samplers, where)
-    if spec.baseline is not None:
+        errors += _collect_lines(
+            lambda: check_search_metric(spec.search.metric, base.eval.samplers, where)
+        )
+    if spec.baseline is not None and not errors:
         if not any(t.axes == spec.baseline for t in trials):
             labels = sorted({t.variant for t in trials})
-            raise SpecError(
-                [f"{where}: baseline: {spec.baseline} is not one of the variants: {labels}"]
-            )
+            errors.append(f"{where}: baseline: {spec.baseline} is not one of the variants: "
+                          f"{labels}")  # fmt: skip
     axes = [*spec.axes, *(p for group in spec.zip for p in group)]
-    errors = check_claims(spec.claims, trials, base, axes, where)
+    good = {p for p in axes if p in LEAF_PATHS}
+    for line in check_claims(spec.claims, trials, base, axes, where):
+        claim = spec.claims[int(line.split("claims[", 1)[1].split("]", 1)[0])]
+        if ".metric:" in line or good == set(axes) or {*claim.variant, *claim.baseline} <= good:
+            errors.append(line)  # not a claim that may name a misspelt axis: its line says it
     if spec.search is not None and spec.claims:
         errors.append(f"{where}: claims: a search spec has no fixed variants to compare")
     if errors:
-        raise SpecError(errors)
+        raise SpecError(list(dict.fromkeys(errors)))
     return trials
+
+
+def _collect_lines(fn) -> list[str]:
+    """The lines of the SpecError ``fn()`` raises (none when it passes)."""
+    try:
+        fn()
+    except SpecError as err:
+        return list(err.lines)
+    return []

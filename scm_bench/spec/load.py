@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from scm_bench.errors import SpecError
 from scm_bench.safe_yaml import YamlLoadError, load_yaml
 from scm_bench.spec.ablation import AblationSpec
+from scm_bench.spec.bases import find_base
 from scm_bench.spec.paths import format_errors, set_dotted
 
 
@@ -60,9 +61,7 @@ def resolve_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         return data
     if not isinstance(base, str):
         raise SpecError([f"{path}: base: must be a file path, got {base!r}"])
-    base_path = path.parent / base
-    if not base_path.is_file():
-        raise SpecError([f"{path}: base: file not found: {base_path}"])
+    base_path = find_base(base, path)
     merged = deep_merge(resolve_bases(base_path, (*seen, path)), data)
     merged["base"] = base
     return merged

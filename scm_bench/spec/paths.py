@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
+from scm_bench.core.choices import Choices
 from scm_bench.errors import SpecError, did_you_mean
 from scm_bench.safe_yaml import excerpt
 
@@ -58,7 +60,8 @@ def format_errors(
         elif e["type"] == "value_error":  # our own validators' sentences, without pydantic's tag
             msg = e["msg"].removeprefix("Value error, ")
         else:
-            msg = f"{e['msg']} (got {excerpt(bad)})" if bad is not None else e["msg"]
+            text = e["msg"].removeprefix("Value error, ")  # a validator's own message
+            msg = f"{text} (got {excerpt(bad)})" if bad is not None else text
         lines.append(f"{where}: {path}: {msg}")
     return lines
 
@@ -75,3 +78,28 @@ def field_docs(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str,
             default = info.default
             rows.append((path, json.dumps(default, default=str), info.description or ""))
     return rows
+
+
+def allowed_of(info: FieldInfo) -> tuple[str, ...]:
+    """The values a setting admits as YAML spells them (a registry's include its plugins'),
+    or () for numbers, text and lists."""
+    registry = next((m for m in info.metadata if isinstance(m, Choices)), None)
+    if registry is not None:
+        return registry.names()
+    if info.annotation is bool:
+        return ("true", "false")
+    if get_origin(info.annotation) is Literal:
+        return tuple(str(v) for v in get_args(info.annotation))
+    return ()
+
+
+def allowed_values(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[str, ...]]:
+    """Dotted name -> allowed values of every leaf setting with a closed (or registered) set."""
+    out = {}
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out |= allowed_values(ann, f"{prefix}{name}.")
+        elif values := allowed_of(info):
+            out[f"{prefix}{name}"] = values
+    return out

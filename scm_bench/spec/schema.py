@@ -42,6 +42,8 @@ from scm_bench.spec.sections import (
     TrainSpec,
 )
 
+LATER = {("proposal", "kind"): "lognormal"}  # (section, setting) added later: its default
+
 
 class DataSpec(Section):
     name: DatasetName = Field(
@@ -191,8 +193,14 @@ class TrialSpec(Section):
     eval: EvalSpec = EvalSpec()
 
     def digest(self) -> str:
-        """Short stable hash of the resolved spec (used in trial ids and caches)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Short stable hash of the resolved spec (used in trial ids and caches); a setting
+        added after trial ids were published stays out of it at its default (``LATER``), so
+        earlier runs resume and cached teachers keep their names."""
+        data = self.model_dump(mode="json")
+        for (section, key), default in LATER.items():
+            if data[section][key] == default:
+                del data[section][key]
+        blob = json.dumps(data, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
     def override(self, values: dict[str, Any], where: str = "--set") -> TrialSpec:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from scm_bench.core.precision import TrainPrecision
 from scm_bench.core.sampling import SAMPLER_NAME, Solver
-from scm_bench.core.trigflow import Proposal
+from scm_bench.core.trigflow import Proposal, ProposalKind
 
 
 class Section(BaseModel):
@@ -33,11 +33,14 @@ class StudentSpec(Section):
 
 
 class ProposalSpec(Section):
+    kind: ProposalKind = Field(
+        "lognormal", description="Distribution of training times t (a plugin may add one)."
+    )
     p_mean: StrictFloat = Field(-1.0, description="Mean of tau in t = arctan(exp(tau)/sigma_d).")
     p_std: StrictFloat = Field(1.4, gt=0, description="Std of tau (CIFAR-10: 1.4).")
 
     def config(self) -> Proposal:
-        return Proposal(self.p_mean, self.p_std)
+        return Proposal(self.p_mean, self.p_std, self.kind)
 
 
 class TrainSpec(Section):
