@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from scm_bench.errors import SpecError
-from scm_bench.names import check_run_name
+from scm_bench.names import run_name_problem
 
 STARTER = """\
 # {name}: an ablation of your own. Check it with `scm-bench validate {name}.yaml`, run it with
@@ -51,9 +51,9 @@ claims:
 def write_starter(name: str, folder: Path, echo=print) -> int:
     """``folder/NAME.yaml`` with the starter spec (an existing file is never overwritten) and
     what to do next; 0, the command's exit code."""
-    problem = check_run_name(name, "NAME")
+    problem = run_name_problem(name)
     if problem:
-        raise SpecError([problem])
+        raise SpecError([f"NAME: {problem}"])
     path = Path(folder) / f"{name}.yaml"
     try:
         with path.open("x", encoding="utf-8") as f:
