@@ -33,6 +33,7 @@ _JSON_KIND = {dict: "an object", list: "a list", str: "a string", int: "a number
 # What may stand where a JSON value was cut: part of a literal, a number or a \u escape.
 _PARTIAL_TOKEN = re.compile(
     r"t(r(ue?)?)?|f(a(l(se?)?)?)?|n(u(ll?)?)?|-?[0-9]*\.?[0-9]*([eE][-+]?[0-9]*)?"
+    r"|-?I(n(f(i(n(i(ty?)?)?)?)?)?)?|N(aN?)?"  # Python's json writes inf and nan so
     r"|\\?u[0-9a-fA-F]{0,4}"
 )
 

@@ -54,6 +54,16 @@ def test_any_truncation_of_a_json_file_is_read_whole_or_reported_as_truncated(
         assert "truncated" in problem or "empty file" in problem, problem
 
 
+def test_a_cut_inside_infinity_or_nan_is_truncated_not_foreign(tmp_path):
+    """Python's json writes -Infinity / NaN; a file cut inside one is truncated (found by the
+    property above: cut after '-Inf' it used to read as 'not JSON')."""
+    path = tmp_path / "result.json"
+    full = json.dumps({"a": [float("-inf"), float("nan")]})
+    for cut in range(1, len(full) - 1):
+        path.write_text(full[:cut])
+        assert "truncated" in read_json_or_none(path)[1], full[:cut]
+
+
 def test_json_problems_name_the_file_and_what_is_wrong(tmp_path):
     path = tmp_path / "result.json"
     for text, says in [
