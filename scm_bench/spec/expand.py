@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from scm_bench.errors import SpecError, did_you_mean
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.claims import check_claims
+from scm_bench.spec.gates import check_gates
 from scm_bench.spec.paths import field_docs, format_errors
 from scm_bench.spec.schema import TrialSpec
 
@@ -149,6 +150,7 @@ def expand(spec: AblationSpec, base: TrialSpec, where: str = "spec") -> list[Tri
             )
     axes = [*spec.axes, *(p for group in spec.zip for p in group)]
     errors = check_claims(spec.claims, trials, base, axes, where)
+    errors += check_gates(spec.gates, spec.claims, trials, base, where)
     if spec.search is not None and spec.claims:
         errors.append(f"{where}: claims: a search spec has no fixed variants to compare")
     if errors:
