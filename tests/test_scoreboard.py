@@ -37,8 +37,10 @@ def reports(tmp_path):
     fake_report(
         reports,
         "tangent_norm",
-        [claim("raw is worse", "reproduced (exploratory)"),
-         claim("raw spikes more", "inconclusive", False)],  # fmt: skip
+        [
+            claim("raw is worse", "reproduced (exploratory)"),
+            claim("raw spikes more", "inconclusive", False),
+        ],  # fmt: skip
     )
     fake_report(reports, "warmup", [claim("warmup changes nothing", "inconclusive")])
     fake_report(reports, "tune_tangent", [])
