@@ -27,6 +27,11 @@ def family_p(v: Verdict) -> float:
     return min(v.p, v.p_beyond) if v.kind == "equivalence" else v.p
 
 
+def holm(p: list[float]) -> list[float]:
+    """Holm-adjusted p-values (statsmodels multipletests; a family of one is its own p)."""
+    return list(p) if len(p) <= 1 else list(multipletests(p, ALPHA, "holm")[1])
+
+
 def decide(v: Verdict, p_decide: float) -> str:
     """reproduced | contradicted | inconclusive from the deciding p and the estimate's side."""
     if not (math.isfinite(p_decide) and p_decide < ALPHA):
@@ -76,7 +81,7 @@ def evaluate_claims(
     tested = [divergence_test(df, c, a) if c.metric == DIVERGED else paired_test(df, c, a)
               for c in claims]  # fmt: skip
     fam = [i for i, c in enumerate(claims) if c.primary and math.isfinite(family_p(tested[i]))]
-    p_holm = multipletests([family_p(tested[i]) for i in fam], ALPHA, "holm")[1] if fam else []
+    p_holm = holm([family_p(tested[i]) for i in fam])
     adjusted = dict(zip(fam, map(float, p_holm), strict=True))
     out = []
     for i, (c, v) in enumerate(zip(claims, tested, strict=True)):
