@@ -26,7 +26,8 @@ SECTIONS = {"report.md": ("## Verdicts", "## Run"),
 def verdict_context(run: Run, alpha_power: float | None = None, history=()) -> dict:
     """What the section templates need (both flavours), plus 'judged' and 'notes'."""
     judged, notes = vd.judge(run, alpha_power)
-    rows = [r | {"decided": r["verdict"].split(" (")[0] in ("reproduced", "contradicted")}
+    rows = [r | {"decided": r["verdict"].split(" (")[0] in ("reproduced", "contradicted"),
+                 "css": r["verdict"].split(" (")[0].replace(" ", "-")}
             for r in vd.verdict_rows(judged)]  # fmt: skip
     cells = [[fmt.md_text(r[c]) for c in vd.VERDICT_COLUMNS] for r in rows]
     at = vd.VERDICT_COLUMNS.index("verdict")
@@ -64,6 +65,11 @@ def summary_claims(ctx: dict) -> list[dict]:
             for j, r in zip(ctx["judged"], ctx["verdicts"], strict=True)]  # fmt: skip
 
 
+def summary_verdicts(ctx: dict) -> dict[str, str]:
+    """summary.json's verdicts: claim -> the verdict as shown (exploratory ones say so)."""
+    return {r["claim"].removesuffix(" (secondary)"): r["verdict"] for r in ctx["verdicts"]}
+
+
 def _splice(text: str, start: str, end: str, section: str, where: Path) -> str:
     if start not in text or end not in text:
         raise RunError(f"{where}: no '{start}' ... '{end}' section to replace; rewrite the "
@@ -88,8 +94,7 @@ def rejudge(folder: Path, alpha_power: float | None = None, history=()) -> list[
     path = folder / "report" / "summary.json"
     summary = json.loads(path.read_text()) if path.exists() else {"name": run.name}
     summary["claims"] = summary_claims(ctx)
-    summary["verdicts"] = {j.claim.name: j.verdict.verdict if j.verdict else "not evaluated"
-                           for j in ctx["judged"]}  # fmt: skip
+    summary["verdicts"] = summary_verdicts(ctx)
     d = confirm.run_design(run)
     now = fingerprint(d)[:12] if d is not None else None
     summary["earlier_designs"] = len({h["design"] for h in ctx["history"]} - {now})

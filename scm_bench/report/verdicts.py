@@ -222,16 +222,13 @@ def plan_lines(run: Run) -> list[str]:
             lines.append(f"  noise: SD of the {v.n} paired {unit} {j.noise:.3g}; evaluation "
                          f"noise of one value {pct(j.eval_noise, sign=False)}")  # fmt: skip
         target = (
-            "the margin"
-            if c.kind == "equivalence"
-            else (
-                "the registered effect " + pct(c.paper_effect)
-                if c.paper_effect is not None
-                else "the registered effect " + pct(c.sized_for)
-                if c.sized_for is not None
-                else "no registered effect"
-            )
-        )
-        lines.append(f"  detectable with {v.n} pairs at {POWER:.0%} power: {pct(v.detectable)}")
-        lines.append(f"  seeds needed for {target}: {_seeds(v)}; now: {v.verdict}")
+            "the margin" if c.kind == "equivalence"
+            else f"the paper's effect {pct(c.paper_effect)}" if c.paper_effect is not None
+            else f"the registered effect {pct(c.sized_for)}" if c.sized_for is not None
+            else None
+        )  # fmt: skip
+        lines.append(f"  detectable with {v.n} pairs at {POWER:.0%} power (alpha "
+                     f"{v.alpha_power:.2g}): {pct(v.detectable)}")  # fmt: skip
+        need = f"seeds needed for {target}: {_seeds(v)}" if target else "no registered effect"
+        lines.append(f"  {need}; now: {v.verdict}")
     return lines + notes

@@ -165,9 +165,7 @@ def write_report(
         "baseline": run.baseline,
         "variants": len(run.variants),
         "counts": header.counts(run.results),
-        "verdicts": {
-            j.claim.name: j.verdict.verdict if j.verdict else "not evaluated" for j in judged
-        },  # fmt: skip
+        "verdicts": section.summary_verdicts(verdict_ctx),
         "claims": section.summary_claims(verdict_ctx),  # the scoreboard's rows (report.index)
         "commit": meta.get("commit"),
     }
