@@ -54,8 +54,9 @@ def contrast_cells(df: pd.DataFrame, claim: Claim) -> list[tuple[float, str, pd.
     """(weight, side, trials) per variant the claim's contrast combines; side 'treated' or
     'baseline' (the interaction's mixed corners: 'other'). Simple: +1 variant, -1 baseline.
     Main: every variant at the variant's factor levels +1/k, at the baseline's -1/k (k each,
-    the other axes averaged out within the seed). Interaction on factors A, B with variant
-    (a1, b1), baseline (a0, b0): +(a1 b1) - (a0 b1) - (a1 b0) + (a0 b0)."""
+    the other axes averaged out within the seed). Interaction on the two factors A, B whose
+    values differ, variant (a1, b1), baseline (a0, b0): +(a1 b1) - (a0 b1) - (a1 b0) + (a0 b0);
+    keys equal in both fix the context."""
     if claim.contrast == "simple":
         return [(1.0, "treated", variant_rows(df, claim, "variant")),
                 (-1.0, "baseline", variant_rows(df, claim, "baseline"))]  # fmt: skip
@@ -70,7 +71,8 @@ def contrast_cells(df: pd.DataFrame, claim: Claim) -> list[tuple[float, str, pd.
         return [(w / k, side, df[label == v]) for w, side, role in
                 ((1.0, "treated", "variant"), (-1.0, "baseline", "baseline"))
                 for v in sides[role]]  # fmt: skip
-    (fa, a1), (fb, b1) = claim.variant.items()
+    fixed = {k: v for k, v in claim.variant.items() if claim.baseline[k] == v}
+    (fa, a1), (fb, b1) = ((k, v) for k, v in claim.variant.items() if k not in fixed)
     a0, b0 = claim.baseline[fa], claim.baseline[fb]
     corners = [
         (1.0, "treated", {fa: a1, fb: b1}),
@@ -78,7 +80,7 @@ def contrast_cells(df: pd.DataFrame, claim: Claim) -> list[tuple[float, str, pd.
         (-1.0, "other", {fa: a1, fb: b0}),
         (1.0, "baseline", {fa: a0, fb: b0}),
     ]
-    return [(w, side, _one(df, claim, axes, "corner")) for w, side, axes in corners]
+    return [(w, side, _one(df, claim, fixed | axes, "corner")) for w, side, axes in corners]
 
 
 def _by_seed(rows: pd.DataFrame, claim: Claim, role: str) -> pd.Series:

@@ -76,9 +76,10 @@ class Claim(Section):
     )
     contrast: Contrast = Field(
         "simple",
-        description="simple: variant against baseline | main: the factor(s) named in variant "
-        "and baseline, each seed averaged over the other axes | interaction: variant and "
-        "baseline name two factors (a1, b1) and (a0, b0); the difference of differences.",
+        description="simple: variant against baseline | main: the factor(s) whose values differ "
+        "in variant and baseline, each seed averaged over the other axes (keys equal in both fix "
+        "the context) | interaction: two factors differ, (a1, b1) against (a0, b0): the "
+        "difference of differences.",
     )
     paper: str = Field("", description="Where the paper says it (section, figure, table).")
     primary: bool = Field(
@@ -106,10 +107,12 @@ class Claim(Section):
         if self.contrast != "simple" and set(self.variant) != set(self.baseline):
             raise ValueError(f"a {self.contrast} contrast names the same factors in variant "
                              "and baseline")  # fmt: skip
-        if self.contrast == "interaction" and (
-            len(self.variant) != 2 or any(self.variant[k] == self.baseline[k] for k in self.variant)
-        ):
-            raise ValueError("an interaction names two factors, each at two different levels")
+        differ = [k for k in self.variant if self.variant[k] != self.baseline.get(k)]
+        if self.contrast == "interaction" and len(differ) != 2:
+            raise ValueError(
+                "an interaction names two factors at different levels in variant and baseline "
+                "(other keys, equal in both, fix the context)"
+            )
         if self.paper_effect is not None and self.sized_for is not None:
             raise ValueError("sized_for is for claims whose paper gives no effect; drop one")
         for effect in (e for e in (self.paper_effect, self.sized_for) if e is not None):
