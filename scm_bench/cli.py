@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import scm_bench
+from scm_bench.cli_verdicts import with_verdict_commands  # register, run --pilot
 from scm_bench.exit_codes import INTERRUPTED, USER_ERROR, summary_code
 
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: the reader went away (`| head`), as Unix tools do
@@ -99,7 +100,7 @@ def cmd_run(args) -> int:
 
     set_verbosity(args.verbose)
     loaded = load_trials(args.spec, _sets(args), args.allow_large)
-    spec = loaded.spec.model_copy(update={"pilot": True}) if args.pilot else loaded.spec
+    spec = loaded.spec
     out = require_dir(Path(args.out) if args.out else Path("runs") / spec.name,
                       "--out" if args.out else "name")  # fmt: skip
     cache = args.teacher_cache and require_dir(Path(args.teacher_cache), "--teacher-cache")
@@ -117,20 +118,6 @@ def cmd_run(args) -> int:
         callbacks=logger_callbacks(args.wandb, args.mlflow, spec.name),
     )
     return summary_code(df["status"])
-
-
-def cmd_register(args) -> int:
-    from scm_bench.spec import load_trials
-    from scm_bench.spec.registration import register
-
-    loaded = load_trials(args.spec, _sets(args), args.allow_large)
-    spec = loaded.spec.model_dump(mode="json")
-    path, fp = register(Path(loaded.where), spec, [t.trial_id for t in loaded.trials])
-    print(
-        f"{loaded.spec.name}: design {fp[:12]} registered in {path}; commit it before "
-        "`scm-bench run` so the run is confirmatory (docs/verdicts.md)"
-    )
-    return 0
 
 
 def cmd_sample(args) -> int:
@@ -231,9 +218,6 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher-cache", help="teacher cache (default ~/.cache/scm-bench/teachers)")
     s.add_argument("--storage", metavar="URI", help=STORAGE_HELP)
     s.add_argument("--allow-large", **large)
-    s.add_argument(
-        "--pilot", action="store_true", help="an exploratory run: never confirmatory verdicts"
-    )
     s.add_argument("--wandb", metavar="PROJECT", help="also log trials to this W&B project")
     s.add_argument("--mlflow", metavar="URI", help="also log trials to this MLflow tracking URI")
     s.add_argument("-v", "--verbose", **verbose, default=argparse.SUPPRESS)
@@ -262,12 +246,6 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--readme", help="also write the scoreboard between the markers of this file")
     s.set_defaults(fn=cmd_publish)
 
-    s = sub.add_parser("register", help="fix a spec's design before a confirmatory run")
-    s.add_argument("spec", metavar="SPEC", help=spec_help)
-    s.add_argument("--set", **setp)
-    s.add_argument("--allow-large", **large)
-    s.set_defaults(fn=cmd_register)
-
     s = sub.add_parser("sample", help="draw samples from a trained model of a run")
     s.add_argument("source", metavar="RUN_DIR", help="a run directory, a trial folder or model.pt")
     s.add_argument("--variant", help="the trial's variant (tangent.mode=normalize, normalize)")
@@ -285,7 +263,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--launch", action="store_true", help="start TensorBoard")
     s.add_argument("--port", type=int, help="TensorBoard's port (default 6006)")
     s.set_defaults(fn=cmd_tb)
-    return p
+    return with_verdict_commands(p, sub, {"help": spec_help, "set": setp, "large": large})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,8 +44,16 @@ AA = {
 def test_run_accepts_pilot():
     from scm_bench.cli import parser
 
-    assert parser().parse_args(["run", "x.yaml", "--pilot"]).pilot
-    assert not parser().parse_args(["run", "x.yaml"]).pilot
+    args = parser().parse_args(["run", "x.yaml", "--set", "seeds=[1]", "--pilot"])
+    assert args.set == ["seeds=[1]", "pilot=true"]
+    assert load_spec_with(args.set).pilot and not load_spec_with([]).pilot
+
+
+def load_spec_with(sets):
+    """The warmup spec as `scm-bench run` loads it with these --set values."""
+    from scm_bench.spec import load_trials
+
+    return load_trials("warmup", sets).spec
 
 
 @pytest.mark.slow
@@ -57,7 +65,7 @@ def test_an_a_a_pilot_reads_inconclusive_or_equivalent(ray_cluster, tmp_path):
 
     (tmp_path / "aa.yaml").write_text(yaml.safe_dump(AA))
     loaded = load_trials(tmp_path / "aa.yaml")
-    spec = loaded.spec.model_copy(update={"pilot": True})  # what `run --pilot` does
+    spec = loaded.spec.model_copy(update={"pilot": True})  # what `run --pilot` leads to
     run(spec, loaded.trials, tmp_path / "run", teacher_cache=tmp_path / "teachers",
         echo=lambda *_: None)  # fmt: skip
     judged, _ = judge(load_run(tmp_path / "run"))

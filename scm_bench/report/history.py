@@ -183,7 +183,7 @@ def primary_claims(folders: list[Path]) -> int:
 def refresh(reports_dir: Path, published=()) -> None:
     """Log the folders just published, then re-render every published report's verdicts at
     the scoreboard's adjusted alpha (ALPHA / its primary claims) with its spec's history."""
-    from scm_bench.report.section import rejudge
+    from scm_bench.report.rejudge import rejudge
     from scm_bench.report.stats import ALPHA
 
     for folder in published:

@@ -1,22 +1,18 @@
 """The Verdicts section of a report: its context, rendered alone or inside the whole report.
 
-``write_report`` renders it as part of report.md / report.html; ``rejudge`` re-renders only
-this section of a published report (its figures and tables stay), e.g. when the scoreboard's
-adjusted alpha or the spec's history changed, and rewrites summary.json's claims.
+``write_report`` renders it as part of report.md / report.html; ``report.rejudge`` re-renders
+only this section of a published report (its figures and tables stay).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from scm_bench.errors import RunError
-from scm_bench.report import confirm
 from scm_bench.report import format as fmt
 from scm_bench.report import verdicts as vd
-from scm_bench.report.load import Run, load_run
-from scm_bench.spec.registration import fingerprint
+from scm_bench.report.load import Run
 
 HISTORY_COLUMNS = ["published", "run commit", "design", "what changed", "verdicts then"]
 SECTIONS = {"report.md": ("## Verdicts", "## Run"),
@@ -76,30 +72,6 @@ def _splice(text: str, start: str, end: str, section: str, where: Path) -> str:
                        "report with `scm-bench report`")  # fmt: skip
     head, rest = text.split(start, 1)
     return head + section.rstrip("\n") + "\n\n" + end + rest.split(end, 1)[1]
-
-
-def rejudge(folder: Path, alpha_power: float | None = None, history=()) -> list[dict]:
-    """Re-render the Verdicts section of the report in ``folder`` from its results.csv and
-    spec.yaml and rewrite summary.json's claims and verdicts; returns the claims."""
-    from scm_bench.report.write import render
-
-    folder = Path(folder)
-    run = load_run(folder)
-    ctx = verdict_context(run, alpha_power, history)
-    for name, (start, end) in SECTIONS.items():
-        template = "verdicts.html.j2" if name.endswith(".html") else "verdicts.md.j2"
-        path = folder / name
-        section = render(template, ctx)
-        path.write_text(_splice(path.read_text(), start, end, section, path))
-    path = folder / "report" / "summary.json"
-    summary = json.loads(path.read_text()) if path.exists() else {"name": run.name}
-    summary["claims"] = summary_claims(ctx)
-    summary["verdicts"] = summary_verdicts(ctx)
-    d = confirm.run_design(run)
-    now = fingerprint(d)[:12] if d is not None else None
-    summary["earlier_designs"] = len({h["design"] for h in ctx["history"]} - {now})
-    path.write_text(json.dumps(summary, indent=2, sort_keys=True, default=_json) + "\n")
-    return summary["claims"]
 
 
 def _json(x):
