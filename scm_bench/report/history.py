@@ -180,15 +180,21 @@ def primary_claims(folders: list[Path]) -> int:
     return n
 
 
-def refresh(reports_dir: Path, published=()) -> None:
+def refresh(reports_dir: Path, published=()) -> list[str]:
     """Log the folders just published, then re-render every published report's verdicts at
-    the scoreboard's adjusted alpha (ALPHA / its primary claims) with its spec's history."""
+    the scoreboard's adjusted alpha (ALPHA / its primary claims) with its spec's history.
+    Returns one line per report that could not be re-rendered (it keeps its old verdicts)."""
+    from scm_bench.errors import UserError
     from scm_bench.report.rejudge import rejudge
     from scm_bench.report.stats import ALPHA
 
     for folder in published:
         append(reports_dir, Path(folder))
     folders = published_folders(reports_dir)
-    alpha = ALPHA / max(1, primary_claims(folders))
+    alpha, problems = ALPHA / max(1, primary_claims(folders)), []
     for folder in folders:
-        rejudge(folder, alpha, earlier(reports_dir, folder))
+        try:
+            rejudge(folder, alpha, earlier(reports_dir, folder))
+        except (UserError, OSError, ValueError) as err:
+            problems.append(f"{folder}: verdicts not re-rendered ({err})")
+    return problems

@@ -36,7 +36,8 @@ def publish_all(run_dirs, reports_dir: Path, readme: str | None = None, echo=pri
     for run_dir in run_dirs:
         published.append(publish(Path(run_dir), reports_dir))
         echo(f"published {published[-1]}")
-    history.refresh(reports_dir, published)  # verdicts at the scoreboard's alpha, histories
+    for problem in history.refresh(reports_dir, published):  # scoreboard alpha, histories
+        echo(f"warning: {problem}")
     index, _ = write_index(reports_dir)
     echo(f"index: {index}")
     if readme:
