@@ -117,6 +117,7 @@ class Verdict:
     alpha_power: float = ALPHA  # level at which detectable and seeds_needed are computed
     agrees: bool = False  # the estimate lies on the claimed side (equivalence: TOST side)
     gate: str = ""  # why the regime is invalid (a failed validity gate), empty when valid
+    detectable_abs: float = NAN  # detectable effect on `scale` (shown where no relative one)
 
 
 def registered_effect(claim: Claim, scale: str, base: float) -> float:
@@ -182,4 +183,5 @@ def paired_test(df: pd.DataFrame, claim: Claim, alpha_power: float = ALPHA) -> V
     return Verdict(claim.name, claim.metric, claim.kind, scale, claim.primary, n, effect, lo,
                    hi, rel(effect), rel(lo), rel(hi), p, NAN, p_w, p_beyond, rel(mde), need,
                    test=test, confidence=confidence, sd=sd, registered=registered,
-                   alpha_power=alpha_power, agrees=bool(agrees))  # fmt: skip
+                   alpha_power=alpha_power, agrees=bool(agrees),
+                   detectable_abs=mde)  # fmt: skip

@@ -141,6 +141,13 @@ def _seeds(v: Verdict) -> str:
     return "∞" if x == math.inf else "–" if not math.isfinite(x) else f"{x:g}"
 
 
+def detectable_text(v: Verdict) -> str:
+    """The detectable effect: relative, or as a difference where the baseline is 0."""
+    if not math.isfinite(v.detectable) and math.isfinite(v.detectable_abs):
+        return f"{v.detectable_abs:+.3g} (difference)"
+    return pct(v.detectable)
+
+
 def verdict_word(verdict: str, design: str) -> str:
     """The verdict as shown: an exploratory row never reads a bare reproduced/contradicted."""
     decided = verdict in ("reproduced", "contradicted")
@@ -174,7 +181,7 @@ def verdict_rows(judged: list[Judged]) -> list[dict]:
         rows.append({"claim": name, "metric": c.metric, "design": j.design,
                      "verdict": verdict_word(v.verdict, j.design), "effect [CI]": effect_text(v),
                      "test": v.test, "paper": paper_text(c), "pairs": str(v.n),
-                     "p (Holm, report)": p_text, "detectable (80%)": pct(v.detectable),
+                     "p (Holm, report)": p_text, "detectable (80%)": detectable_text(v),
                      "seeds for 80%": _seeds(v), "family_p": _number(family_p(v)),
                      "agrees": v.agrees, "alpha_power": v.alpha_power,
                      "gate": v.gate})  # fmt: skip
@@ -228,7 +235,7 @@ def plan_lines(run: Run) -> list[str]:
             else None
         )  # fmt: skip
         lines.append(f"  detectable with {v.n} pairs at {POWER:.0%} power (alpha "
-                     f"{v.alpha_power:.2g}): {pct(v.detectable)}")  # fmt: skip
+                     f"{v.alpha_power:.2g}): {detectable_text(v)}")  # fmt: skip
         need = f"seeds needed for {target}: {_seeds(v)}" if target else "no registered effect"
         lines.append(f"  {need}; now: {v.verdict}")
     return lines + notes
