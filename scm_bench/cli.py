@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import scm_bench
+from scm_bench.cli_verdicts import with_verdict_commands  # register, run --pilot
 from scm_bench.exit_codes import INTERRUPTED, USER_ERROR, summary_code
 
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: the reader went away (`| head`), as Unix tools do
@@ -263,7 +264,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--launch", action="store_true", help="start TensorBoard")
     s.add_argument("--port", type=int, help="TensorBoard's port (default 6006)")
     s.set_defaults(fn=cmd_tb)
-    return p
+    return with_verdict_commands(p, sub, {"help": spec_help, "set": setp, "large": large})
 
 
 def main(argv: list[str] | None = None) -> int:

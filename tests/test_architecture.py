@@ -20,7 +20,7 @@ LAYERS = [
     {"train"},
     {"report"},
     {"runner"},
-    {"cli"},
+    {"cli", "cli_verdicts"},
 ]
 RANK = {part: i for i, layer in enumerate(LAYERS) for part in layer}
 

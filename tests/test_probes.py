@@ -167,3 +167,37 @@ def test_probe_figure_draws_every_probe_per_variant(tmp_path):
     path = probe_figure(pd.DataFrame(rows), ["a", "b"], tmp_path / "probes.png")
     assert path is not None and path.stat().st_size > 0
     assert probe_figure(pd.DataFrame({"variant": ["a"]}), ["a"], tmp_path / "none.png") is None
+
+
+def test_matched_probes_at_the_initial_weights_and_a_step(tmp_path, single_thread):
+    """probe_steps (0, 3): columns <probe>_at0 and _at3, the same at step 0 for two variants
+    that share their initial weights (naive and rearranged JVP orderings, same scratch init),
+    and probing never changes the training draws (the losses equal those of a run without)."""
+    from scm_bench import rundir
+    from scm_bench.spec.schema import TrialSpec
+    from scm_bench.train.loop import train_trial
+
+    small = {"n_samples": 100, "grid": 0, "bootstrap": 0, "samplers": ["1step"],
+             "probe_steps": [0, 3]}  # fmt: skip
+    base = {
+        "method": "sct",
+        "student": {"init": "scratch"},
+        "train": {"steps": 5, "log_every": 1},
+        "net": {"width": 16, "depth": 1},
+        "eval": small,
+        "jvp": {"precision": "float16"},
+    }
+    runs = {}
+    for ordering in ("naive", "rearranged"):
+        spec = TrialSpec.model_validate(base | {"jvp": base["jvp"] | {"ordering": ordering}})
+        runs[ordering] = train_trial(spec, tmp_path / ordering)["metrics"]
+    naive, rearranged = runs["naive"], runs["rearranged"]
+    assert {f"{k}_at{s}" for k in ("dfdt", "g_p99", "fp16_nonfinite") for s in (0, 3)} <= set(naive)
+    assert naive["dfdt_at0"] == pytest.approx(rearranged["dfdt_at0"], rel=1e-6)
+    naive_jvp = {"jvp": base["jvp"] | {"ordering": "naive"}}
+    unprobed = TrialSpec.model_validate(base | naive_jvp | {"eval": small | {"probe_steps": []}})
+    train_trial(unprobed, tmp_path / "unprobed")
+    losses = lambda name: [
+        r["loss"] for r in rundir.read_history(tmp_path / name / "history.jsonl")
+    ]
+    assert losses("unprobed") == losses("naive")

@@ -13,11 +13,12 @@ from scm_bench.errors import RunError
 from scm_bench.report.index import END, START, update_readme, write_index
 
 
-def claim(name, verdict, primary=True):
+def claim(name, verdict, primary=True, design="exploratory", p=0.001, agrees=True):
     return {"claim": name, "metric": "mode_precision_2step", "verdict": verdict,
-            "effect [95% CI]": "-30% [-40%, -20%]", "paper": "lower", "pairs": "8",
-            "p (Holm)": "0.001", "detectable (80%)": "-12%", "seeds for 80%": "3",
-            "primary": primary, "paper_ref": "Fig. 5a"}  # fmt: skip
+            "effect [CI]": "-30% [-40%, -20%]", "paper": "lower", "pairs": "8",
+            "p (Holm, report)": "0.001", "detectable (80%)": "-12%", "seeds for 80%": "3",
+            "primary": primary, "paper_ref": "Fig. 5a", "design": design, "family_p": p,
+            "agrees": agrees, "test": "paired t (log ratios)"}  # fmt: skip
 
 
 def fake_report(reports, name, claims):
@@ -36,7 +37,10 @@ def reports(tmp_path):
     fake_report(
         reports,
         "tangent_norm",
-        [claim("raw is worse", "reproduced"), claim("raw spikes more", "inconclusive", False)],
+        [
+            claim("raw is worse", "reproduced (exploratory)"),
+            claim("raw spikes more", "inconclusive", False),
+        ],  # fmt: skip
     )
     fake_report(reports, "warmup", [claim("warmup changes nothing", "inconclusive")])
     fake_report(reports, "tune_tangent", [])
@@ -47,7 +51,7 @@ def test_index_opens_with_one_row_per_primary_claim(reports):
     md, html = write_index(reports)
     text = md.read_text()
     board = text[text.index("## Scoreboard") : text.index("## Reports")]
-    assert "raw is worse" in board and "**reproduced**" in board
+    assert "raw is worse" in board and "**reproduced (exploratory)**" in board
     assert "warmup changes nothing" in board and "[warmup](warmup/report.md)" in board
     assert "raw spikes more" not in board  # secondary claims stay in their report
     assert "-30% [-40%, -20%]" in board and "Fig. 5a" in board
@@ -89,3 +93,36 @@ def test_the_committed_readme_scoreboard_is_the_reports_scoreboard(tmp_path):
     (tmp_path / "reports").symlink_to(root / "reports")  # the same links: reports/...
     update_readme(copy, tmp_path / "reports")
     assert copy.read_text() == (root / "README.md").read_text()
+
+
+def test_one_holm_family_over_the_scoreboards_confirmatory_claims(tmp_path):
+    """Three reports, four primary claims: confirmatory p = 0.01, 0.04, 0.03 (the last in the
+    claimed direction's opposite) and one exploratory. The scoreboard's Holm (statsmodels,
+    computed here independently) adjusts the three confirmatory p's together: 0.01 -> 0.03
+    (reproduced), 0.03 -> 0.06 and 0.04 -> 0.06 (inconclusive, though each report alone
+    would call them significant); the exploratory row takes no part and keeps its word."""
+    from statsmodels.stats.multitest import multipletests
+
+    from scm_bench.report.index import score_rows
+
+    reports = tmp_path / "reports"
+    fake_report(reports, "a", [claim("a1", "reproduced", design="confirmatory", p=0.01)])
+    fake_report(reports, "b", [claim("b1", "reproduced", design="confirmatory", p=0.04),
+                               claim("b2", "reproduced (exploratory)", p=0.0001)])  # fmt: skip
+    fake_report(reports, "c", [claim("c1", "contradicted", design="confirmatory", p=0.03,
+                                     agrees=False)])  # fmt: skip
+    rows = {r["claim"]: r for r in score_rows(json_entries(reports))}
+    expected = multipletests([0.01, 0.04, 0.03], 0.05, "holm")[1]
+    assert [rows[c]["p (scoreboard Holm)"] for c in ("a1", "b1", "c1")] == [
+        f"{p:.2g}" for p in expected
+    ]
+    assert rows["a1"]["verdict"] == "reproduced" and rows["b1"]["verdict"] == "inconclusive"
+    assert rows["c1"]["verdict"] == "inconclusive"
+    assert rows["b2"]["p (scoreboard Holm)"] == "–"
+    assert rows["b2"]["verdict"] == "reproduced (exploratory)"
+
+
+def json_entries(reports):
+    from scm_bench.report.index import entries
+
+    return entries(reports)

@@ -17,10 +17,9 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
+from scm_bench.report.decide import evaluate_claim, evaluate_claims
 from scm_bench.report.stats import (
     detectable_effect,
-    evaluate_claim,
-    evaluate_claims,
     paired_differences,
     seed_summary,
     seeds_needed,
@@ -104,21 +103,52 @@ def test_equivalence_within_and_beyond_margin():
     assert v.verdict == "contradicted" and v.p > 0.5 and v.p_beyond < 1e-6
 
 
-def test_divergence_uses_exact_test():
-    """8/8 raw trials diverge (at steps 100..800), 0/8 normalized ones: Fisher's exact p is
-    2 / C(16, 8), the claim that raw diverges more is reproduced."""
-    n = 8
-    cols = {"fid_2step": np.full(n, np.nan), "diverged_step": np.arange(1, n + 1) * 100.0}
-    ok = {"fid_2step": seed_effects(), "diverged_step": np.full(n, np.nan)}
-    status = {("raw", s): "diverged" for s in range(n)}
-    df = run({"normalize": ok, "raw": cols}, status)
+def _diverging(raw_steps, normalize_steps, n=8):
+    """raw / normalize trials diverging at the given steps (NaN: ok, censored at step 1000)."""
+    status, per = {}, {}
+    for mode, steps in (("raw", raw_steps), ("normalize", normalize_steps)):
+        steps = np.asarray(steps, dtype=float)
+        status |= {(mode, s): "diverged" for s in range(n) if np.isfinite(steps[s])}
+        per[mode] = {"fid_2step": seed_effects(n), "diverged_step": steps,
+                     "steps_done": np.where(np.isfinite(steps), steps, 1000.0)}  # fmt: skip
+    return run(per, status)
+
+
+def test_divergence_is_a_stratified_log_rank_test():
+    """8/8 raw trials diverge (steps 100..800), 0/8 normalized ones, censored at their last
+    step. Per seed (stratum) both are at risk at the raw trial's divergence: O - E = 1/2,
+    variance 1/4; over 8 seeds chi2 = 4^2 / 2 = 8 (1 df), worked out by hand."""
+    df = _diverging(np.arange(1, 9) * 100.0, np.full(8, np.nan))
     v = evaluate_claim(df, claim(metric="diverged", direction="higher"))
     assert v.verdict == "reproduced" and v.diverged == (8, 8, 0, 8)
-    assert v.p == pytest.approx(2 / math.comb(16, 8))
+    assert v.p == pytest.approx(stats.chi2.sf(8.0, 1), rel=1e-9)
+    assert v.test.startswith("log-rank, stratified by seed")
     assert v.effect == 1.0 and v.median_diverged_step[0] == 450 and math.isnan(
         v.median_diverged_step[1])  # fmt: skip
     lower = evaluate_claim(df, claim(metric="diverged", direction="lower"))
     assert lower.verdict == "contradicted"
+
+
+def test_both_diverge_but_one_earlier_is_seen_as_time_to_event():
+    """8/8 against 8/8 (equal rates, Fisher p = 1) where raw always diverges first: the same
+    chi2 = 8 by hand (at the later divergence only the baseline is at risk: E = 0, V = 0)."""
+    raw = np.arange(1, 9) * 10.0
+    df = _diverging(raw, raw + 5)
+    v = evaluate_claim(df, claim(metric="diverged", direction="higher"))
+    assert stats.fisher_exact([[8, 0], [8, 0]]).pvalue == 1.0
+    assert v.p == pytest.approx(stats.chi2.sf(8.0, 1), rel=1e-9) and v.verdict == "reproduced"
+
+
+def test_never_diverged_trials_are_censored_not_dropped():
+    """Raw diverges at 500 in 4 seeds; normalize diverges at 900 in the same 4 seeds and never
+    in the other 4: dropping the never-diverged trials would leave 4 pairs, censoring keeps
+    all 8 (the 4 raw ok trials are at risk at step 900 too)."""
+    raw = np.where(np.arange(8) < 4, 500.0, np.nan)
+    df = _diverging(raw, np.where(np.arange(8) < 4, 900.0, np.nan))
+    v = evaluate_claim(df, claim(metric="diverged", direction="higher"))
+    assert v.n == 8 and v.diverged == (4, 8, 4, 8)
+    # 4 strata: at 500 both at risk (O - E = 1/2, V = 1/4); at 900 only the baseline.
+    assert v.p == pytest.approx(stats.chi2.sf(2.0**2 / 1.0, 1), rel=1e-9)
 
 
 def test_failed_and_diverged_seeds_leave_the_pairs():
@@ -181,14 +211,17 @@ def test_pure_noise_reproduces_nothing():
 
 
 def test_log_scale_intervals_stay_above_zero():
-    """Two pairs with wildly different ratios (0.1x and 3x): on the linear scale the interval
-    of the relative change reaches far below -100%; the log-ratio interval, back-transformed,
-    stays above -100% (FID stays positive). seed_summary does the same for one variant."""
+    """Two pairs with wildly different ratios (0.1x and 3x): on the linear scale the t-interval
+    of the relative change reaches far below -100% and is cut at the metric's bound (FID >= 0:
+    -100%); the log-ratio interval, back-transformed, stays above -100% by itself.
+    seed_summary does the same for one variant."""
     base = np.array([10.0, 12.0])
     df = run({"normalize": {"fid_2step": base}, "raw": {"fid_2step": base * [0.1, 3.0]}})
     log = evaluate_claim(df, claim())
     lin = evaluate_claim(df, claim(scale="linear"))
-    assert lin.rel_low < -1 < log.rel_low < log.rel_effect < log.rel_high
+    d = np.log(1) + base * [0.1, 3.0] - base  # the linear differences
+    assert stats.ttest_1samp(d, 0).confidence_interval().low / base.mean() < -1
+    assert lin.rel_low == -1 < log.rel_low < log.rel_effect < log.rel_high
     values = [1.0, 1.5, 40.0]
     assert stats.ttest_1samp(values, 0).confidence_interval().low < 0
     s = seed_summary(values)

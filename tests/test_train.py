@@ -204,7 +204,8 @@ def test_nan_tangent_is_recorded_with_its_step_and_cause(monkeypatch, tmp_path):
         return f, (d * math.nan if len(calls) == 7 else d)
 
     monkeypatch.setattr(losses, "tangent_of_net", poisoned)
-    result = train_trial(spec(TINY), tmp_path)
+    # No probe at step 0: it calls the tangent too, and this test counts the training's calls.
+    result = train_trial(spec(TINY, eval={"probe_steps": []}), tmp_path)
     assert result["status"] == "diverged"
     assert result["diverged_step"] == 7 and result["steps_done"] == 6
     assert result["diverged_what"] == "loss (non-finite tangent)"

@@ -18,7 +18,8 @@ from scm_bench.spec.expand import yaml_text
 KIND_TITLES = {
     "sample": "Sample quality",
     "ratio": "Student / teacher (sample metric ratios)",
-    "mechanism": "Mechanism probes (fixed weights, end of training)",
+    "mechanism": "Mechanism probes (fixed weights: end of training; _at<step>: every variant at "
+    "that step, _at0 the shared initial weights)",
     "stability": "Stability",
     "cost": "Cost (timings on a possibly shared machine: descriptive)",
     "other": "Other columns (metric not registered: direction unknown)",

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from scm_bench.errors import RunError
+from scm_bench.report import history
 from scm_bench.report.index import update_readme, write_index
 
 FILES = ("report.md", "report.html", "results.csv", "spec.yaml")
@@ -31,8 +32,12 @@ def publish(run_dir: Path, reports_dir: Path) -> Path:
 def publish_all(run_dirs, reports_dir: Path, readme: str | None = None, echo=print) -> None:
     """`scm-bench publish`: publish each run, rebuild the index (the scoreboard first), and
     write the scoreboard into ``readme`` between its markers when one is given."""
+    published = []
     for run_dir in run_dirs:
-        echo(f"published {publish(Path(run_dir), reports_dir)}")
+        published.append(publish(Path(run_dir), reports_dir))
+        echo(f"published {published[-1]}")
+    for problem in history.refresh(reports_dir, published):  # scoreboard alpha, histories
+        echo(f"warning: {problem}")
     index, _ = write_index(reports_dir)
     echo(f"index: {index}")
     if readme:

@@ -1,4 +1,5 @@
-"""Verdicts for claims: paired per-seed tests, Holm correction, power, bounded intervals.
+"""The tests behind verdicts: paired per-seed tests, power, bounded intervals (``report.decide``
+turns them into verdicts with Holm's correction; ``report.survival`` tests divergence).
 
 Variants of one seed share teacher, training draws and sampling noise, so claims are tested on
 per-seed differences (treated - baseline), where seed-to-seed spread cancels; positive metrics
@@ -10,22 +11,20 @@ seed, status, <axis columns>, <metrics>``); claims name variants by axis values 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import NormalIndPower, TTestPower
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize
 from statsmodels.stats.weightstats import ttost_paired
 
 from scm_bench.report.pairs import claim_scale, paired_differences, variant_rows
-from scm_bench.spec.claims import DIVERGED, Claim
+from scm_bench.report.power import detectable_d, pairs_needed
+from scm_bench.spec.claims import Claim
 
 __all__ = ["claim_scale", "paired_differences", "variant_rows"]  # (from report/pairs.py)
 
-ALPHA = 0.05  # family-wise error rate of the primary claims (Holm)
+ALPHA = 0.05  # family-wise error rate of the primary claims (Holm); TOST level
 POWER = 0.8  # power at which detectable effects and seeds needed are quoted
 CONFIDENCE = 0.95
 MIN_WILCOXON = 6  # below 6 pairs the signed-rank test cannot reach p < 0.05 (2 / 2^5)
@@ -70,182 +69,119 @@ def _t_interval(x: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
-def _min_n(analysis, effect_size: float, power: float, alpha: float, alternative: str):
-    """Smallest n (per group) at which a statsmodels power analysis reaches `power`."""
-    if effect_size == 0:
-        return math.inf
-    for n in (2, 3, 4):  # solve_power's root finder finds no n below 2
-        reached = analysis.power(effect_size, n, alpha, alternative=alternative)
-        if reached >= power or (effect_size > 1 and not math.isfinite(reached)):
-            return n  # NaN: the noncentral t overflows for huge effects, whose power is 1
-    n = float(np.squeeze(analysis.solve_power(effect_size, None, alpha, power,
-                                              alternative=alternative)))  # fmt: skip
-    return math.ceil(round(n, 6)) if math.isfinite(n) else NAN  # a hair above a whole n
-
-
 def seeds_needed(sd: float, effect: float, power=POWER, alpha=ALPHA, alternative="two-sided"):
     """Pairs a paired t-test needs to detect `effect` (on the claim's scale) given the SD of the
-    per-seed differences (statsmodels TTestPower; at least 2, inf for a zero effect)."""
+    per-seed differences: exact noncentral-t power (report.power; at least 2, inf for a zero
+    effect, NaN without an effect or an SD)."""
     if not (math.isfinite(sd) and math.isfinite(effect)) or sd <= 0:
         return NAN
-    return _min_n(TTestPower(), abs(effect) / sd, power, alpha, alternative)
+    return pairs_needed(abs(effect) / sd, power, alpha, alternative)
 
 
 def detectable_effect(sd: float, n: int, power=POWER, alpha=ALPHA, alternative="two-sided"):
     """Smallest |effect| (on the claim's scale) a paired t-test with n pairs detects with the
-    given power: sd x the detectable standardized effect of statsmodels TTestPower."""
+    given power: sd x the detectable standardized effect (noncentral t)."""
     if n < 2 or not math.isfinite(sd) or sd <= 0:
         return NAN
-    d = TTestPower().solve_power(None, n, alpha, power, alternative=alternative)
-    return sd * float(np.squeeze(d))
+    return sd * detectable_d(n, power, alpha, alternative)
 
 
 @dataclass(frozen=True)
 class Verdict:
     claim: str
     metric: str
-    kind: str  # difference | equivalence (metric 'diverged': a difference of rates)
+    kind: str  # difference | equivalence (metric 'diverged': time to divergence)
     scale: str  # log: effects are log(treated / baseline) | linear: treated - baseline
     primary: bool  # in the Holm family; False: secondary, p unadjusted, descriptive
     n: int  # seed pairs, both finished, metric finite ('diverged': finished seeds)
-    effect: float  # mean paired difference on `scale` ('diverged': rate difference)
-    ci_low: float  # 95% t-interval of `effect` ('diverged': Newcombe interval)
+    effect: float  # mean paired contrast on `scale` ('diverged': rate difference)
+    ci_low: float  # interval of `effect` at `confidence`, inside the metric's bounds
     ci_high: float
     rel_effect: float  # relative change: exp(effect) - 1 (log) | effect / baseline mean
     rel_low: float
     rel_high: float
-    p: float  # two-sided paired t (difference) | TOST (equivalence) | Fisher exact
+    p: float  # the row's test (``test``): paired t | TOST | Wilcoxon | stratified log-rank
     p_holm: float  # Holm-adjusted in the family of primary claims; NaN for secondary
     p_wilcoxon: float  # signed-rank p (robustness), n >= 6 only
-    p_beyond: float  # equivalence: p that the effect lies beyond the margin (95% CI outside)
-    detectable: float  # relative effect detectable at 80% power, alpha 0.05, this n and SD
-    seeds_needed: float  # seeds to detect the paper's (else observed) effect at 80% power
-    verdict: str = "inconclusive"  # reproduced | contradicted | inconclusive
+    p_beyond: float  # equivalence: p that the effect lies beyond the margin
+    detectable: float  # relative effect detectable at 80% power, alpha_power, this n and SD
+    seeds_needed: float  # seeds to detect the registered effect at 80% power (NaN: none)
+    verdict: str = "inconclusive"  # reproduced | contradicted | inconclusive | invalid regime
     summary: str = ""
     diverged: tuple[int, int, int, int] | None = None  # treated k, n; baseline k, n
     median_diverged_step: tuple[float, float] | None = None  # treated, baseline
+    test: str = "paired t"  # the test that decides the row, named in the report
+    confidence: float = CONFIDENCE  # of the interval shown (equivalence: 1 - 2 alpha, TOST's)
+    sd: float = NAN  # SD of the paired contrasts on `scale`
+    registered: float = NAN  # the registered effect on `scale` (paper's, else sized_for)
+    alpha_power: float = ALPHA  # level at which detectable and seeds_needed are computed
+    agrees: bool = False  # the estimate lies on the claimed side (equivalence: TOST side)
+    gate: str = ""  # why the regime is invalid (a failed validity gate), empty when valid
+    detectable_abs: float = NAN  # detectable effect on `scale` (shown where no relative one)
 
 
-def _paired_test(df: pd.DataFrame, claim: Claim) -> Verdict:
-    """Paired t-test (scipy) on the differences; TOST (statsmodels) for equivalence."""
+def registered_effect(claim: Claim, scale: str, base: float) -> float:
+    """The effect the claim was sized for, on its scale: the paper's, else ``sized_for``;
+    NaN when neither is registered (seeds needed are then not quoted)."""
+    r = claim.paper_effect if claim.paper_effect is not None else claim.sized_for
+    if r is None:
+        return NAN
+    return math.log1p(r) if scale == "log" else r * abs(base)
+
+
+def _clip(lo: float, hi: float, base: float, bounds) -> tuple[float, float]:
+    """A linear interval of treated - baseline kept where treated can lie: [L - base, U - base]
+    for a metric bounded by (L, U) (intersecting with the parameter space keeps coverage)."""
+    low, high = bounds
+    lo = lo if low is None or not math.isfinite(lo) else max(lo, low - base)
+    hi = hi if high is None or not math.isfinite(hi) else min(hi, high - base)
+    return lo, hi
+
+
+def paired_test(df: pd.DataFrame, claim: Claim, alpha_power: float = ALPHA) -> Verdict:
+    """Paired t-test (scipy) on the contrasts; TOST (statsmodels) for equivalence; Wilcoxon
+    signed-rank where a log-scale metric has zeros (no log ratio exists, no scale is switched)."""
     pairs = paired_differences(df, claim)
     scale, d, n = pairs.attrs["scale"], pairs["diff"].to_numpy(), len(pairs)
     base, effect = (float(pairs["baseline"].mean()), float(d.mean())) if n else (NAN, NAN)
     rel = math.expm1 if scale == "log" else (lambda x: x / abs(base) if base else NAN)
     sd = float(np.std(d, ddof=1)) if n >= 2 else NAN
+    rank = pairs.attrs.get("rank", False)
+    equivalence = claim.kind == "equivalence"
+    confidence = 1 - 2 * ALPHA if equivalence else CONFIDENCE
+    lo, hi = _t_interval(d, confidence)
+    if scale == "linear":
+        lo, hi = _clip(lo, hi, base, pairs.attrs.get("bounds", (None, None)))
     p = p_w = p_beyond = NAN
-    lo, hi = _t_interval(d, CONFIDENCE)
     if sd > 0:
         p = float(stats.ttest_1samp(d, 0.0).pvalue)
-        if n >= MIN_WILCOXON:
+        if n >= MIN_WILCOXON or rank:
             p_w = float(stats.wilcoxon(d).pvalue)
-    sign = -1.0 if claim.direction == "lower" else 1.0
-    if claim.kind == "equivalence":
-        bound = math.log1p(claim.margin) if scale == "log" else claim.margin * abs(base)
+    test = f"paired t ({'log ratios' if scale == 'log' else 'differences'})"
+    if rank:
+        p, test = p_w, "Wilcoxon signed-rank (zeros: no log ratio)"
+    registered = registered_effect(claim, scale, base)
+    agrees = claim.direction == "any" or (effect < 0) == (claim.direction == "lower")
+    if equivalence:
+        low, upp = ((math.log1p(-claim.margin), math.log1p(claim.margin)) if scale == "log"
+                    else (-claim.margin * abs(base), claim.margin * abs(base)))  # fmt: skip
         if sd > 0:  # TOST on the paired differences (second sample: zeros)
-            p = float(ttost_paired(d, np.zeros(n), -bound, bound)[0])
-            above = stats.ttest_1samp(d - bound, 0.0, alternative="greater").pvalue
-            below = stats.ttest_1samp(d + bound, 0.0, alternative="less").pvalue
+            p = float(ttost_paired(d, np.zeros(n), low, upp)[0])
+            above = stats.ttest_1samp(d - upp, 0.0, alternative="greater").pvalue
+            below = stats.ttest_1samp(d - low, 0.0, alternative="less").pvalue
             p_beyond = min(1.0, 2 * float(min(above, below)))
+        test = f"TOST (paired, {'log ratios' if scale == 'log' else 'differences'})"
         # TOST power at a true effect of 0: each one-sided test at power (1 + POWER) / 2
-        tost = {"power": (1 + POWER) / 2, "alternative": "larger"}
-        mde, need = detectable_effect(sd, n, **tost), seeds_needed(sd, bound, **tost)
+        tost = {"power": (1 + POWER) / 2, "alternative": "larger", "alpha": alpha_power}
+        mde = detectable_effect(sd, n, **tost)
+        need = seeds_needed(sd, min(-low, upp), **tost)
+        registered, agrees = min(-low, upp), p <= p_beyond if sd > 0 else False
     else:
-        pe = claim.paper_effect  # relative: to the claim's scale
-        target = effect if pe is None else math.log1p(pe) if scale == "log" else pe * abs(base)
-        mde, need = sign * detectable_effect(sd, n), seeds_needed(sd, target)
+        sign = -1.0 if claim.direction == "lower" else 1.0
+        mde = sign * detectable_effect(sd, n, alpha=alpha_power)
+        need = seeds_needed(sd, registered, alpha=alpha_power)
     return Verdict(claim.name, claim.metric, claim.kind, scale, claim.primary, n, effect, lo,
-                   hi, rel(effect), rel(lo), rel(hi), p, NAN, p_w, p_beyond, rel(mde),
-                   need)  # fmt: skip
-
-
-def _divergence_test(df: pd.DataFrame, claim: Claim) -> Verdict:
-    """Divergence as an outcome: diverged / finished (ok + diverged) trials per variant, Fisher's
-    exact test, Newcombe interval of the rate difference; power from Cohen's h (normal
-    approximation, statsmodels NormalIndPower), so seeds-needed is a rough guide at small n."""
-    counts, steps = [], []
-    for role in ("variant", "baseline"):
-        rows = variant_rows(df, claim, role)
-        done = rows[rows["status"].isin(["ok", "diverged"])]
-        div = done["status"] == "diverged"
-        counts += [int(div.sum()), len(done)]
-        step = done.get("diverged_step", pd.Series(NAN, index=done.index))[div]
-        steps.append(float(pd.to_numeric(step, errors="coerce").median()))  # NaN: none
-    kt, nt, kb, nb = counts
-    n = min(nt, nb)
-    effect = kt / nt - kb / nb if n else NAN
-    p, lo, hi, mde, need = NAN, NAN, NAN, NAN, NAN
-    if n:
-        p = float(stats.fisher_exact([[kt, nt - kt], [kb, nb - kb]]).pvalue)
-        lo, hi = (float(x) for x in confint_proportions_2indep(kt, nt, kb, nb, method="newcomb"))
-        p0, sign = kb / nb, -1.0 if claim.direction == "lower" else 1.0
-        h = NormalIndPower().solve_power(nobs1=nt, alpha=ALPHA, power=POWER, ratio=nb / nt)
-        angle = math.asin(math.sqrt(p0)) + sign * float(np.squeeze(h)) / 2  # h inverted
-        mde = math.sin(angle) ** 2 - p0 if 0 <= angle <= math.pi / 2 else NAN
-        target = claim.paper_effect if claim.paper_effect is not None else effect
-        h_target = proportion_effectsize(min(max(p0 + target, 0.0), 1.0), p0)
-        need = _min_n(NormalIndPower(), abs(float(h_target)), POWER, ALPHA, "two-sided")
-    return Verdict(claim.name, DIVERGED, "difference", "linear", claim.primary, n, effect, lo,
-                   hi, NAN, NAN, NAN, p, NAN, NAN, NAN, mde, need, diverged=(kt, nt, kb, nb),
-                   median_diverged_step=(steps[0], steps[1]))  # fmt: skip
-
-
-def _family_p(v: Verdict) -> float:
-    # One p per claim. Equivalence: the smaller of TOST and beyond-margin p (their nulls
-    # exclude each other); the verdict follows the smaller one, as a sign follows a t-test.
-    return min(v.p, v.p_beyond) if v.kind == "equivalence" else v.p
-
-
-def _decide(v: Verdict, claim: Claim, p_decide: float) -> str:
-    if not (math.isfinite(p_decide) and p_decide < ALPHA):
-        return "inconclusive"
-    if v.kind == "equivalence":
-        return "reproduced" if v.p <= v.p_beyond else "contradicted"
-    agrees = claim.direction == "any" or (v.effect < 0) == (claim.direction == "lower")
-    return "reproduced" if agrees else "contradicted"
-
-
-def _pct(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"{100 * x:+.3g}%"
-
-
-def _summary(v: Verdict, claim: Claim) -> str:
-    """One line for a report: the effect, its interval, the decisive p and the verdict."""
-    if v.diverged is not None:
-        what = ("diverged {}/{} vs {}/{}".format(*v.diverged) + f" (rate {_pct(v.effect)}, 95% "
-                f"CI {_pct(v.ci_low)} to {_pct(v.ci_high)}), Fisher")  # fmt: skip
-    else:
-        what = (f"{claim.metric} {_pct(v.rel_effect)} (95% CI {_pct(v.rel_low)} to "
-                f"{_pct(v.rel_high)}), n={v.n} seed pairs, paired t")  # fmt: skip
-    if v.kind == "equivalence":
-        what += f"; TOST within ±{100 * claim.margin:g}%"
-    p_text = f"p_holm={v.p_holm:.2g}" if v.primary else f"p={_family_p(v):.2g} (descriptive)"
-    line = f"{what}, {p_text}: {v.verdict}"
-    if v.verdict == "inconclusive":
-        seeds = "unknown" if math.isnan(v.seeds_needed) else f"{v.seeds_needed:g}"
-        size = "the paper's" if claim.paper_effect is not None else "the observed"
-        size = "the margin" if v.kind == "equivalence" else f"{size} effect"
-        line += f"; detectable {_pct(v.detectable)}, seeds needed for {size}: {seeds}"
-    return line
-
-
-def evaluate_claims(df: pd.DataFrame, claims: list[Claim]) -> list[Verdict]:
-    """Verdicts for all claims of one report. Primary claims with a p-value form one Holm family
-    (statsmodels multipletests, FWER ALPHA); secondary claims are judged on unadjusted p and
-    marked descriptive. Reproduced: significant in the claimed direction (equivalence: TOST);
-    contradicted: significant the other way (equivalence: effect beyond the margin)."""
-    tested = [(_divergence_test if c.metric == DIVERGED else _paired_test)(df, c) for c in claims]
-    fam = [i for i, c in enumerate(claims) if c.primary and math.isfinite(_family_p(tested[i]))]
-    p_holm = multipletests([_family_p(tested[i]) for i in fam], ALPHA, "holm")[1] if fam else []
-    adjusted = dict(zip(fam, map(float, p_holm), strict=True))
-    out = []
-    for i, (c, v) in enumerate(zip(claims, tested, strict=True)):
-        v = replace(v, p_holm=adjusted.get(i, NAN))
-        v = replace(v, verdict=_decide(v, c, v.p_holm if c.primary else _family_p(v)))
-        out.append(replace(v, summary=_summary(v, c)))
-    return out
-
-
-def evaluate_claim(df: pd.DataFrame, claim: Claim) -> Verdict:
-    """The verdict of one claim alone (a Holm family of one: p_holm equals p)."""
-    return evaluate_claims(df, [claim])[0]
+                   hi, rel(effect), rel(lo), rel(hi), p, NAN, p_w, p_beyond, rel(mde), need,
+                   test=test, confidence=confidence, sd=sd, registered=registered,
+                   alpha_power=alpha_power, agrees=bool(agrees),
+                   detectable_abs=mde)  # fmt: skip

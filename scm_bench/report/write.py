@@ -22,8 +22,7 @@ from markupsafe import Markup, escape
 from scm_bench.errors import RunError
 from scm_bench.report import figures as fig
 from scm_bench.report import format as fmt
-from scm_bench.report import header
-from scm_bench.report import verdicts as vd
+from scm_bench.report import header, section
 from scm_bench.report.best import BEST_COLUMNS, best_section, markdown_rows
 from scm_bench.report.load import Run, load_histories, load_run
 from scm_bench.report.meta import collect_meta
@@ -145,15 +144,20 @@ def fresh_report_dir(out: Path) -> Path:
     return out
 
 
-def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
-    """Write report.md, report.html and report/ for a (possibly partial) run; return the two."""
+def write_report(
+    run_dir: Path, meta: dict | None = None, alpha_power: float | None = None
+) -> tuple[Path, Path]:
+    """Write report.md, report.html and report/ for a (possibly partial) run; return the two.
+    ``alpha_power``: the level of detectable effects and seeds needed (default: the report's
+    own Holm threshold; ``publish`` re-renders the verdicts at the scoreboard's)."""
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     meta = collect_meta() if meta is None else meta
     out = fresh_report_dir(run_dir / "report")
 
     # Verdicts, tables, figures, sample grids.
-    judged, claim_notes = vd.judge(run)
+    verdict_ctx = section.verdict_context(run, alpha_power)
+    judged, claim_notes = verdict_ctx["judged"], verdict_ctx["notes"]
     infos = metric_columns(run)
     table = main_table(run, infos)
     long_table(run, table, infos).to_csv(out / "table.csv", index=False)
@@ -170,31 +174,17 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
         "baseline": run.baseline,
         "variants": len(run.variants),
         "counts": header.counts(run.results),
-        "verdicts": {
-            j.claim.name: j.verdict.verdict if j.verdict else "not evaluated" for j in judged
-        },  # fmt: skip
-        "claims": [  # the scoreboard's rows (report.index)
-            row | {"primary": j.claim.primary, "paper_ref": j.claim.paper}
-            for j, row in zip(judged, vd.verdict_rows(judged), strict=True)
-        ],
+        "verdicts": section.summary_verdicts(verdict_ctx),
+        "claims": section.summary_claims(verdict_ctx),  # the scoreboard's rows (report.index)
         "commit": meta.get("commit"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
     # Render both flavours from one context.
     rel = lambda p: p.relative_to(run_dir).as_posix()
-    ctx = {
+    ctx = {k: v for k, v in verdict_ctx.items() if k not in ("judged", "notes")} | {
         "name": run.name,
         "facts": header.facts(run, meta),
-        "verdicts": [
-            r | {"decided": r["verdict"] in ("reproduced", "contradicted")}
-            for r in vd.verdict_rows(judged)
-        ],  # fmt: skip
-        "verdict_columns": vd.VERDICT_COLUMNS,
-        "verdict_legend": vd.VERDICT_LEGEND,
-        "sources": [
-            {"claim": j.claim.name, "paper": j.claim.paper} for j in judged if j.claim.paper
-        ],  # fmt: skip
         "noise": fmt.noise_rows(table, infos),
         "noise_columns": fmt.NOISE_COLUMNS,
         "missing": missing,
@@ -212,14 +202,10 @@ def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
     tested = {(j.variant, j.claim.metric) for j in judged if j.verdict and j.claim.primary}
     tables = {html: fmt.display_tables(table, infos, html, refs, tested) for html in (False, True)}
     md_tables = [t | {"text": fmt.markdown_table(t["columns"], t["rows"])} for t in tables[False]]
-    verdict_cells = [[fmt.md_text(r[c]) for c in vd.VERDICT_COLUMNS] for r in ctx["verdicts"]]
-    for cells, r in zip(verdict_cells, ctx["verdicts"], strict=True):
-        cells[2] = f"**{cells[2]}**" if r["decided"] else cells[2]
     md = render(
         "report.md.j2",
         ctx,
         tables=md_tables,
-        verdict_table=fmt.markdown_table(vd.VERDICT_COLUMNS, verdict_cells),
         noise_table=fmt.markdown_table(fmt.NOISE_COLUMNS, ctx["noise"]),
         failure_table=fmt.markdown_failures(ctx["failures"]),
         grid_table=fmt.markdown_grids(ctx["grids"]),

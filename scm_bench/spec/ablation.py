@@ -9,6 +9,7 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator
 
 from scm_bench.names import run_name_problem
 from scm_bench.spec.claims import Claim
+from scm_bench.spec.gates import Gate
 from scm_bench.spec.schema import Section
 
 PLUGIN_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"  # a dotted module name
@@ -101,6 +102,16 @@ class AblationSpec(Section):
         default_factory=list,
         description="What the paper says a variant does to a metric; the report opens with "
         "one verdict per claim (fields below).",
+    )
+    gates: list[Gate] = Field(
+        default_factory=list,
+        description="Validity gates: a claim whose gate fails reads 'invalid regime' "
+        "(docs/verdicts.md); sample-metric claims also need their baseline to beat uniform.",
+    )
+    pilot: bool = Field(
+        False,
+        description="Set by `scm-bench run --pilot`: the run is exploratory, its verdicts never "
+        "confirmatory (not part of the registered design).",
     )
 
     @field_validator("name")

@@ -30,6 +30,9 @@ from scm_bench.spec.schema import Section
 ClaimKind = Literal["difference", "equivalence"]
 Direction = Literal["lower", "higher", "any"]
 Scale = Literal["log", "linear"]
+# simple: one variant against one | main: one factor's levels, each seed averaged over the
+# other axes | interaction: (a1 b1 - a0 b1) - (a1 b0 - a0 b0) on a 2x2 grid, per seed
+Contrast = Literal["simple", "main", "interaction"]
 DIVERGED = "diverged"  # the metric name that selects the divergence (exact test) path
 
 
@@ -66,6 +69,18 @@ class Claim(Section):
         description="Relative effect the paper reports (-0.10: 10% lower); for 'diverged' the "
         "difference of divergence rates. Sizes the seeds-needed estimate.",
     )
+    sized_for: float | None = Field(
+        None,
+        description="Relative effect the claim is sized for when the paper reports none (fixed "
+        "before the run, registered with the design); sizes the seeds-needed estimate.",
+    )
+    contrast: Contrast = Field(
+        "simple",
+        description="simple: variant against baseline | main: the factor(s) whose values differ "
+        "in variant and baseline, each seed averaged over the other axes (keys equal in both fix "
+        "the context) | interaction: two factors differ, (a1, b1) against (a0, b0): the "
+        "difference of differences.",
+    )
     paper: str = Field("", description="Where the paper says it (section, figure, table).")
     primary: bool = Field(
         True,
@@ -89,19 +104,29 @@ class Claim(Section):
                 raise ValueError("an equivalence claim has no direction (leave it 'any')")
         elif self.margin is not None:
             raise ValueError("margin applies to equivalence claims only")
-        if self.paper_effect is not None:
-            effect = self.paper_effect
+        if self.contrast != "simple" and set(self.variant) != set(self.baseline):
+            raise ValueError(f"a {self.contrast} contrast names the same factors in variant "
+                             "and baseline")  # fmt: skip
+        differ = [k for k in self.variant if self.variant[k] != self.baseline.get(k)]
+        if self.contrast == "interaction" and len(differ) != 2:
+            raise ValueError(
+                "an interaction names two factors at different levels in variant and baseline "
+                "(other keys, equal in both, fix the context)"
+            )
+        if self.paper_effect is not None and self.sized_for is not None:
+            raise ValueError("sized_for is for claims whose paper gives no effect; drop one")
+        for effect in (e for e in (self.paper_effect, self.sized_for) if e is not None):
             if self.metric == DIVERGED:
                 if not -1 <= effect <= 1:
-                    raise ValueError(f"paper_effect {effect}: a rate difference lies in [-1, 1]")
+                    raise ValueError(f"effect {effect}: a rate difference lies in [-1, 1]")
             elif not effect > -1:
-                raise ValueError(f"paper_effect {effect}: a relative change is above -1")
+                raise ValueError(f"effect {effect}: a relative change is above -1")
             if (self.direction == "lower" and effect >= 0) or (
                 self.direction == "higher" and effect <= 0
             ):
-                raise ValueError(
-                    f"paper_effect {effect} disagrees with direction {self.direction!r}"
-                )
+                raise ValueError(f"effect {effect} disagrees with direction {self.direction!r}")
+        if self.metric == DIVERGED and self.contrast != "simple":
+            raise ValueError("'diverged' compares two variants (contrast: simple)")
         if self.metric == DIVERGED and (self.scale == "log" or self.kind == "equivalence"):
             raise ValueError("'diverged' compares rates with an exact test: difference, linear")
         return self
@@ -145,8 +170,8 @@ def check_metric(column: str, base) -> str | None:
 
 def check_claims(claims: list[Claim], trials, base, axes: list[str], where: str) -> list[str]:
     """One line per problem: a claim's variant and baseline must each select exactly one variant
-    of the expanded ``trials`` by axis paths in ``axes``, and its metric must be a result column
-    (``check_metric``)."""
+    (a main-effect contrast: at least one) of the expanded ``trials`` by axis paths in
+    ``axes``, and its metric must be a result column (``check_metric``)."""
     errors, labels = [], sorted({t.variant for t in trials})
     for i, claim in enumerate(claims):
         for role in ("variant", "baseline"):
@@ -160,7 +185,7 @@ def check_claims(claims: list[Claim], trials, base, axes: list[str], where: str)
             if not found:
                 errors.append(f"{where}: claims[{i}].{role}: {values} is not a variant; "
                               f"variants: {labels}")  # fmt: skip
-            elif len(found) > 1:
+            elif len(found) > 1 and claim.contrast != "main":  # a main effect averages them
                 errors.append(f"{where}: claims[{i}].{role}: {values} selects {len(found)} "
                               f"variants {found}; give every axis value")  # fmt: skip
         problem = check_metric(claim.metric, base)

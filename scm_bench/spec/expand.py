@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from scm_bench.errors import SpecError, did_you_mean
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.claims import check_claims
+from scm_bench.spec.gates import check_gates
 from scm_bench.spec.paths import field_docs, format_errors
 from scm_bench.spec.schema import TrialSpec
 
@@ -169,6 +170,7 @@ def expand(spec: AblationSpec, base: TrialSpec, where: str = "spec") -> list[Tri
         claim = spec.claims[int(line.split("claims[", 1)[1].split("]", 1)[0])]
         if ".metric:" in line or good == set(axes) or {*claim.variant, *claim.baseline} <= good:
             errors.append(line)  # not a claim that may name a misspelt axis: its line says it
+    errors += check_gates(spec.gates, spec.claims, trials, base, where)
     if spec.search is not None and spec.claims:
         errors.append(f"{where}: claims: a search spec has no fixed variants to compare")
     if errors:

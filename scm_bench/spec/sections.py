@@ -105,6 +105,13 @@ class EvalSpec(Section):
         description="Mechanism probes at fixed weights at the end (dfdt, g_p99, fp16_nonfinite; "
         "docs/metrics.md): about a second on toy2d.",
     )
+    probe_steps: tuple[Annotated[StrictInt, Field(ge=0)], ...] = Field(
+        (0,),
+        description="Matched probes: also probe at these training steps (0: the initial weights, "
+        "shared by the variants of a seed that start from one teacher) as columns "
+        "<probe>_at<step> (dfdt, g_p99, g_max, fp16_nonfinite); a trial that diverged before a "
+        "step has none, so variants compare at the same weights or the same step.",
+    )
     inception: str | None = Field(
         None,
         description="Path to clean-fid's inception-2015-12-05.pt for RGB FID (default: "

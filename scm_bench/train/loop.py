@@ -19,7 +19,7 @@ from scm_bench.spec.schema import TrialSpec
 from scm_bench.train.evaluate import curve_point, evaluate
 from scm_bench.train.model import export_model
 from scm_bench.train.parallel import World
-from scm_bench.train.probes import probe
+from scm_bench.train.probes import probe, probe_at, probes_at
 from scm_bench.train.provenance import hardware, package_commit, versions
 from scm_bench.train.setup import Parts, build_parts
 from scm_bench.train.step import draw_inputs, train_step
@@ -155,7 +155,10 @@ def train_trial(
     clock.lap("setup")  # data, nets, the teacher's weights, the checkpoint
     result = {"status": "ok", "steps_done": step, "diverged_step": None, "diverged_what": None}
 
-    # Training steps.
+    # Training steps (matched probes at eval.probe_steps, 0: the initial weights).
+    matched = spec.eval.probe_steps if spec.eval.probe and world.main else ()
+    if step == 0:
+        probe_at(parts, matched, step, out_dir)
     parts.net.train()
     while step < spec.train.steps:
         step += 1
@@ -166,6 +169,7 @@ def train_trial(
             result.update(status="diverged", diverged_step=step, diverged_what=bad)
             break
         window.add(values, diag)
+        probe_at(parts, matched, step, out_dir)
 
         # Logging and checkpointing (on_log sees a row once its step's checkpoint is saved).
         row = None
@@ -189,7 +193,7 @@ def train_trial(
         export_model(parts, out_dir / rundir.MODEL_FILE)  # the sampling net: load_model()
     clock.lap("evaluate")  # samples, sample metrics, grids, the exported model
     if spec.eval.probe and world.main:  # a diverged trial too: its EMA weights are finite
-        result["metrics"] = result.get("metrics", {}) | probe(parts)
+        result["metrics"] = result.get("metrics", {}) | probe(parts) | probes_at(out_dir)
     clock.lap("probe")
     result["peak_mem_mb"] = peak_memory_mb(parts.device)
     result["wall_time"] = time.perf_counter() - start_wall

@@ -17,12 +17,16 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from scm_bench import rundir
 from scm_bench.core.jvp import JVPConfig, tangent_of_net
 from scm_bench.core.losses import SCMLoss
 from scm_bench.core.trigflow import noise
 from scm_bench.metrics.probes import PROBE_BATCH, probe_times, summarize
+from scm_bench.safe_files import read_json_or_none
 from scm_bench.train.setup import Parts
 
+MATCHED = ("dfdt", "g_p99", "g_max", "fp16_nonfinite")  # the scalar columns probed at steps
+PROBES_AT = "probes_at.json"  # in the trial folder: matched probes survive a resume
 PROBE_SEED = 777  # the probe's noise (fixed: variants and seeds share it)
 DONE = 10**9  # a step far past any warmup: r = 1
 
@@ -79,3 +83,23 @@ def probe(parts: Parts) -> dict[str, float]:
         for k, v in per_bin.items():
             cells[k].append(torch.stack(v).double().cpu().numpy())
     return summarize({k: np.stack(v) for k, v in cells.items()})
+
+
+def probe_at(parts: Parts, steps, step: int, out_dir) -> None:
+    """At a step of ``eval.probe_steps`` (0: before the first step), the MATCHED probe columns
+    as ``<name>_at<step>``, kept in ``out_dir/probes_at.json``. The global RNG is restored, so
+    probing never changes the training that follows."""
+    if step not in steps:
+        return
+    devices = [parts.device] if parts.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        cols = probe(parts)
+    path = out_dir / PROBES_AT
+    done = read_json_or_none(path, expect=dict)[0] or {}
+    done |= {f"{k}_at{step}": v for k, v in cols.items() if k in MATCHED}
+    rundir.write_json(path, done)
+
+
+def probes_at(out_dir) -> dict[str, float]:
+    """The matched probe columns this trial recorded (empty when none)."""
+    return read_json_or_none(out_dir / PROBES_AT, expect=dict)[0] or {}

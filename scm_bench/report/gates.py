@@ -1,0 +1,83 @@
+"""Validity gates checked on a run's results (the spec side: ``spec.gates``).
+
+A claim is judged only in a healthy regime: when one of its gates fails, its verdict is
+"invalid regime" whatever its p. Default gate of a claim on a sample metric: every baseline-side
+variant of its contrast beats the uniform sampler in that metric (mean over its ok seeds against
+``<metric>_uniform``), so two broken models are never compared. Gates from the spec add more.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from scm_bench import metrics
+from scm_bench.report.pairs import contrast_cells, matching_variants
+from scm_bench.spec.claims import DIVERGED, Claim
+from scm_bench.spec.gates import Gate
+
+
+def _mean(rows: pd.DataFrame, column: str) -> float:
+    if column not in rows:
+        return math.nan
+    v = pd.to_numeric(rows.loc[rows["status"] == "ok", column], errors="coerce").to_numpy(float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else math.nan
+
+
+def _better(value: float, reference: float, column: str) -> bool:
+    m = metrics.REGISTRY.get(metrics.base_name(column))
+    higher = m.higher_is_better if m is not None else None
+    return value > reference if higher else value < reference
+
+
+def _reference(df: pd.DataFrame, column: str, row: str) -> float:
+    """The uniform (or teacher) value of a sample-metric column: ``<base>_<row>``."""
+    return _mean(df.assign(status="ok"), f"{metrics.base_name(column)}_{row}")
+
+
+def beats_uniform(df: pd.DataFrame, rows: pd.DataFrame, label: str, column: str) -> str:
+    """'' when the variant beats uniform in ``column`` (or no uniform value was recorded)."""
+    value, uniform = _mean(rows, column), _reference(df, column, metrics.UNIFORM)
+    if not (math.isfinite(value) and math.isfinite(uniform)) or _better(value, uniform, column):
+        return ""
+    return f"{label} {column} {value:.4g} does not beat uniform {uniform:.4g}"
+
+
+def check_gate(df: pd.DataFrame, gate: Gate, claim: Claim) -> str:
+    """'' when the gate holds, else one line saying what failed."""
+    label = matching_variants(df, claim, gate.variant)
+    if len(label) != 1:
+        return f"gate variant {gate.variant} selects {len(label)} variants"
+    rows = df[df["variant"].astype(str) == label[0]]
+    if gate.check == "finite":
+        k = int((rows["status"] == "diverged").sum())
+        return f"{label[0]} diverged in {k} of {len(rows)} trials" if k else ""
+    if gate.check == "beats_uniform":
+        return beats_uniform(df, rows, label[0], gate.metric)
+    value = _mean(rows, gate.metric)
+    teacher = _mean(rows, f"{metrics.base_name(gate.metric)}_teacher")
+    if not (math.isfinite(value) and math.isfinite(teacher) and teacher):
+        return f"{label[0]} {gate.metric}: no value or no teacher value to compare"
+    gap = abs(value / teacher - 1)
+    if gap <= gate.tolerance:
+        return ""
+    return (f"{label[0]} {gate.metric} {value:.4g} is {gap:.0%} from its teacher's "
+            f"{teacher:.4g} (allowed {gate.tolerance:.0%})")  # fmt: skip
+
+
+def gate_failures(df: pd.DataFrame, claim: Claim, gates: list[Gate]) -> list[str]:
+    """Why the claim's regime is invalid: the default gate, then the spec's gates for it."""
+    failed = []
+    m = metrics.REGISTRY.get(metrics.base_name(claim.metric))
+    if claim.metric != DIVERGED and m is not None and m.kind == "sample":
+        for _, side, rows in contrast_cells(df, claim):
+            if side == "baseline":
+                label = str(rows["variant"].iloc[0]) if len(rows) else "baseline"
+                failed.append(beats_uniform(df, rows, label, claim.metric))
+    for gate in gates:
+        if not gate.claims or claim.name in gate.claims:
+            failed.append(check_gate(df, gate, claim))
+    return [f for f in failed if f]

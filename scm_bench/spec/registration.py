@@ -1,0 +1,62 @@
+"""A spec's design and its fingerprint: what registration fixes before a confirmatory run.
+
+The design is everything that determines the trials and the verdicts: the resolved trials
+(their ids carry the hash of each resolved trial spec, so base files and defaults count),
+axes, seeds, baseline, search, claims and gates. Prose (description, a claim's `paper`
+reference) and the pilot flag are not part of it. ``scm-bench register SPEC`` writes
+``<spec folder>/registered/<name>.<fingerprint[:12]>.json``; committed before the run, git
+ancestry proves the order (``report.confirm``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from scm_bench.errors import RunError
+from scm_bench.safe_files import atomic_write_text
+
+DESIGN_KEYS = ("axes", "zip", "seeds", "baseline", "search", "claims", "gates")
+REGISTERED = "registered"  # the folder beside the spec that holds its registrations
+
+
+def design(spec: dict, trial_ids: list[str]) -> dict:
+    """The fingerprinted part of a resolved spec (``AblationSpec.model_dump(mode='json')``)."""
+    out = {k: spec.get(k) for k in DESIGN_KEYS}
+    out["claims"] = [{k: v for k, v in c.items() if k != "paper"} for c in out["claims"] or []]
+    return {"name": spec.get("name"), "trials": sorted(trial_ids), **out}
+
+
+def fingerprint(design_: dict) -> str:
+    """sha256 of the design as canonical JSON (sorted keys, no whitespace)."""
+    text = json.dumps(design_, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def changes(old: dict, new: dict) -> list[str]:
+    """The design keys that differ between two designs ('trials' covers every trial setting)."""
+    return [k for k in ("trials", *DESIGN_KEYS) if old.get(k) != new.get(k)]
+
+
+def register(spec_path: Path, spec: dict, trial_ids: list[str]) -> tuple[Path, str]:
+    """Write the registration of a loaded spec beside its file; (path, fingerprint). The same
+    design registered twice is the same file; a different file in its place is refused."""
+    d = design(spec, trial_ids)
+    fp = fingerprint(d)
+    folder = Path(spec_path).parent / REGISTERED
+    path = folder / f"{spec['name']}.{fp[:12]}.json"
+    record = {"fingerprint": fp, "design": d}
+    if path.exists():
+        try:
+            same = json.loads(path.read_text()).get("fingerprint") == fp
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            raise RunError(f"{path}: exists and is not this design's registration; move it away")
+        return path, fp
+    folder.mkdir(exist_ok=True)
+    record["registered_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return path, fp

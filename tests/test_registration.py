@@ -1,0 +1,104 @@
+"""Registration: a run is confirmatory only when its design was registered and committed
+before its trials ran (git ancestry), never as a pilot, never after a design change."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scm_bench.report.confirm import status
+from scm_bench.report.load import Run
+from scm_bench.spec.ablation import AblationSpec
+from scm_bench.spec.registration import design, fingerprint, register
+
+CLAIM = {"name": "raw is worse", "metric": "fid_2step", "variant": {"tangent.mode": "raw"},
+         "baseline": {"tangent.mode": "normalize"}, "direction": "higher",
+         "paper": "Fig. 5a"}  # fmt: skip
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return out.stdout.strip()
+
+
+def spec(**over) -> dict:
+    raw = {"name": "x", "axes": {"tangent.mode": ["normalize", "raw"]}, "seeds": [0, 1],
+           "claims": [CLAIM]} | over  # fmt: skip
+    return AblationSpec.model_validate(raw).model_dump(mode="json")
+
+
+IDS = ["x-normalize-s0-aa", "x-normalize-s1-bb", "x-raw-s0-cc", "x-raw-s1-dd"]
+
+
+def fake_run(spec_: dict, commit: str) -> Run:
+    results = pd.DataFrame({"trial_id": IDS, "variant": ["n", "n", "r", "r"], "seed": [0, 1] * 2,
+                            "status": "ok", "commit": commit})  # fmt: skip
+    return Run(Path("."), spec_, [], results, ["tangent.mode"], ["n", "r"], "n")
+
+
+@pytest.fixture
+def repo(tmp_path):
+    git(tmp_path, "init", "-q")
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "x.yaml").write_text("name: x\n")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "spec")
+    return tmp_path
+
+
+def test_registered_before_the_trials_is_confirmatory(repo):
+    before = git(repo, "rev-parse", "HEAD")
+    path, fp = register(repo / "ablations" / "x.yaml", spec(), IDS)
+    assert path.parent == repo / "ablations" / "registered" and fp in path.read_text()
+    uncommitted = status(fake_run(spec(), before), repo)
+    assert uncommitted[0] == "exploratory"
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "register")
+    after = git(repo, "rev-parse", "HEAD")
+    assert status(fake_run(spec(), after), repo)[0] == "confirmatory"
+    # Trials that ran before the registration commit: not confirmatory.
+    label, why = status(fake_run(spec(), before), repo)
+    assert label == "exploratory" and "after" in why
+    assert status(fake_run(spec(pilot=True), after), repo) == (
+        "exploratory", "a pilot run (scm-bench run --pilot)")  # fmt: skip
+    assert status(fake_run(spec(), after + "+dirty"), repo)[0] == "exploratory"
+    label, why = status(fake_run(spec(seeds=[0, 1, 2]), after), repo)
+    assert label == "exploratory" and "not registered" in why
+
+
+def test_prose_is_not_part_of_the_design_but_claims_and_trials_are():
+    """Rewording the description or a claim's paper reference keeps the fingerprint; a claim's
+    direction, a gate or one trial setting (its id) changes it."""
+    fp = fingerprint(design(spec(), IDS))
+    reworded = spec(description="new words", claims=[CLAIM | {"paper": "Sec. 4"}])
+    assert fingerprint(design(reworded, IDS)) == fp
+    assert fingerprint(design(spec(claims=[CLAIM | {"direction": "lower"}]), IDS)) != fp
+    gate = {"check": "finite", "variant": {"tangent.mode": "normalize"}}
+    assert fingerprint(design(spec(gates=[gate]), IDS)) != fp
+    assert fingerprint(design(spec(), [*IDS[:3], "x-raw-s1-ee"])) != fp
+
+
+def test_register_refuses_a_foreign_file_in_its_place(tmp_path):
+    from scm_bench.errors import RunError
+
+    path, fp = register(tmp_path / "x.yaml", spec(), IDS)
+    assert register(tmp_path / "x.yaml", spec(), IDS) == (path, fp)  # the same design again
+    path.write_text("{}")
+    with pytest.raises(RunError, match="not this design's registration"):
+        register(tmp_path / "x.yaml", spec(), IDS)
+
+
+def test_register_command_writes_beside_the_spec(tmp_path):
+    import sys
+
+    (tmp_path / "x.yaml").write_text("name: x\naxes: {tangent.mode: [normalize, raw]}\n"
+                                     "trial: {train: {steps: 5}}\n")  # fmt: skip
+    cmd = [sys.executable, "-m", "scm_bench.cli", "register", str(tmp_path / "x.yaml")]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 0 and "registered in" in out.stdout, out.stderr
+    (found,) = (tmp_path / "registered").glob("x.*.json")
+    assert found.name.split(".")[1] in out.stdout
