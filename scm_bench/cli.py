@@ -76,7 +76,7 @@ def cmd_train(args) -> int:
     from scm_bench.train.loop import train_trial
 
     spec = load_trials(args.config, _sets(args), args.allow_large).trials[0].spec  # the first
-    out = require_dir(Path(args.out), "--out")
+    out = require_dir(Path(args.out), "--out", "trial")
     with RunLock(out):
         result = train_trial(
             spec,
@@ -101,7 +101,7 @@ def cmd_run(args) -> int:
     loaded = load_trials(args.spec, _sets(args), args.allow_large)
     spec = loaded.spec
     out = require_dir(Path(args.out) if args.out else Path("runs") / spec.name,
-                      "--out" if args.out else "name")  # fmt: skip
+                      "--out" if args.out else "name", "run")  # fmt: skip
     cache = args.teacher_cache and require_dir(Path(args.teacher_cache), "--teacher-cache")
     print(f"{spec.name}: {len(loaded.trials)} trial(s) -> {out}")
     df = run(

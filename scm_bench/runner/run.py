@@ -20,6 +20,7 @@ from ray import tune
 
 from scm_bench import rundir
 from scm_bench.lock import RunLock
+from scm_bench.owned import claim
 from scm_bench.report import write_report
 from scm_bench.report.table import long_results
 from scm_bench.runner.cluster import check_resources, connect
@@ -139,6 +140,7 @@ def run(
     through Tune's ``storage`` (``runner/storage.py``) and are assembled into ``out_dir``."""
     out_dir = Path(out_dir).resolve()
     store = Storage.parse(storage, out_dir)
+    claim(out_dir, "run", "--out")  # a folder of someone else's files is refused, untouched
     with RunLock(out_dir) as lock:  # one driver per run folder; a second one is refused
         if lock.note:
             echo(lock.note)
