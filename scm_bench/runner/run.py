@@ -30,7 +30,7 @@ from scm_bench.runner.storage import Storage, publish_teacher
 from scm_bench.runner.trainable import Job, crash_hook, teacher_dir
 from scm_bench.runner.tuner import fit
 from scm_bench.runner.workers import max_trials
-from scm_bench.safe_files import read_json_or_none
+from scm_bench.safe_files import private_dir, read_json_or_none
 from scm_bench.spec import AblationSpec, Trial
 from scm_bench.spec.check import preflight
 from scm_bench.train.provenance import package_commit
@@ -146,7 +146,8 @@ def run(
             echo(lock.note)
         return _run_locked(
             spec, trials, out_dir, address, dashboard, dashboard_host, max_concurrent,
-            Path(teacher_cache or rundir.default_teacher_cache()).resolve(), store, echo,
+            private_dir(Path(teacher_cache or rundir.default_teacher_cache()).resolve(),
+                        "--teacher-cache"), store, echo,
             callbacks,
         )  # fmt: skip
 
