@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 import scm_bench
-from scm_bench.exit_codes import INTERRUPTED, USER_ERROR, summary_code
+from scm_bench.exit_codes import summary_code
 
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: the reader went away (`| head`), as Unix tools do
 
@@ -266,6 +266,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from scm_bench import interrupts, messages
     from scm_bench.errors import UserError
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -280,16 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     # torch.func.jvp loads TorchScript decompositions on first use and warns about its own
     # internals; nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    interrupts.install()  # SIGTERM and SIGHUP stop as Ctrl-C does
     try:
         return args.fn(args)
     except UserError as err:
-        for line in err.lines:
-            print(f"error: {line}", file=sys.stderr)
-        return USER_ERROR
-    except KeyboardInterrupt:
-        msg = "interrupted: finished trials are kept; re-run the same command to resume"
-        print(msg, file=sys.stderr)
-        return INTERRUPTED
+        return messages.user_error(err)  # one capped line per problem, exit 2
+    except KeyboardInterrupt as err:
+        return interrupts.stopped(err)  # one line, 128 + the signal
+    except OSError:  # a full disk: one line, exit 1 (resumable); anything else is a bug
+        return messages.disk_full()
     except BrokenPipeError:  # `scm-bench expand --json | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return EXIT_CLOSED_PIPE

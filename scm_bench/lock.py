@@ -62,7 +62,7 @@ def _alive(pid: int, since: str | None = None) -> bool:
         return False
     except PermissionError:  # exists, owned by another user
         pass
-    started = _process_start(pid)
+    started = process_start(pid)
     if started is None or since is None:
         return True
     try:
@@ -72,7 +72,7 @@ def _alive(pid: int, since: str | None = None) -> bool:
     return started <= locked + 2.0  # the lock's time is rounded to the second
 
 
-def _process_start(pid: int) -> float | None:
+def process_start(pid: int) -> float | None:
     """When process ``pid`` started (Unix time) on Linux; None where /proc cannot tell."""
     try:
         stat_line = Path(f"/proc/{pid}/stat").read_text()

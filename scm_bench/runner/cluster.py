@@ -10,6 +10,7 @@ from pathlib import Path
 
 import ray
 
+from scm_bench import interrupts
 from scm_bench.errors import RunError
 from scm_bench.spec import AblationSpec, Trial
 
@@ -107,6 +108,7 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     else:  # the cluster runs this driver's scm_bench, not whatever its nodes have installed
         kwargs.update(runtime_env={"py_modules": [str(PACKAGE)]})
         ctx = ray.init(**kwargs)
+    interrupts.install()  # ray.init replaced the SIGTERM handler (exit 1 or 15, a C++ dump)
     if dashboard:
         url = f"http://{ctx.dashboard_url}" if ctx.dashboard_url else "(dashboard not available)"
         echo(f"Ray dashboard: {url}")

@@ -8,6 +8,7 @@ No early-stopping scheduler is used (it would bias seed averages).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import replace
@@ -23,15 +24,17 @@ from scm_bench.lock import RunLock
 from scm_bench.owned import claim
 from scm_bench.report import write_report
 from scm_bench.report.table import long_results
+from scm_bench.runner import orphans
 from scm_bench.runner.cluster import check_resources, connect
 from scm_bench.runner.results import result_row
 from scm_bench.runner.search import search_rows, tune_search
 from scm_bench.runner.storage import Storage, publish_teacher
+from scm_bench.runner.teachers import claim_teachers, wait_for_teachers
 from scm_bench.runner.trainable import Job, crash_hook, teacher_dir
 from scm_bench.runner.tuner import fit
 from scm_bench.runner.workers import max_trials
 from scm_bench.safe_files import private_dir, read_json_or_none
-from scm_bench.spec import AblationSpec, Trial
+from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.spec.check import preflight
 from scm_bench.train.provenance import package_commit
 
@@ -105,6 +108,24 @@ def student_job(t: Trial, out_dir: Path, cache: Path, storage: Storage, threads:
                resume=seed)  # fmt: skip
 
 
+def train_teachers(
+    specs: dict[Path, TrialSpec], spec, cache, storage, threads, max_concurrent, echo, callbacks
+) -> int:
+    """Train the cache entries ``specs`` names, each by one driver (``runner/teachers.py``):
+    those this driver locks, then those whose other trainer stopped; returns how many."""
+    trained, pending = 0, list(specs)
+    with contextlib.ExitStack() as held:
+        while pending:
+            ours, others = claim_teachers(pending, held, echo)
+            jobs = [Job(d.name, specs[d], d, cache, storage, threads,
+                        resume=resume_seed(storage, d, d.name), teacher=True)
+                    for d in ours]  # fmt: skip
+            tune_jobs(jobs, "teachers", spec, storage, max_concurrent, echo, callbacks)
+            trained += len(jobs)
+            pending = wait_for_teachers(others)
+    return trained
+
+
 def write_plan(spec: AblationSpec, trials: list[Trial], out_dir: Path) -> None:
     """spec.yaml and trials.json: what the run is, before anything trains."""
     (out_dir / "trials").mkdir(parents=True, exist_ok=True)
@@ -167,24 +188,25 @@ def _run_locked(
 ) -> pd.DataFrame:
     write_plan(spec, trials, out_dir)
     preflight(trials)
+    orphans.clean(out_dir, echo)  # Ray processes of an earlier driver killed with SIGKILL
     started = connect(address, dashboard, dashboard_host, echo)
+    if started:
+        orphans.record(out_dir, ray._private.worker._global_node.get_session_dir_path())
     t0 = time.perf_counter()
     try:
         check_resources(spec, trials)
         threads = max(1, int(spec.resources.cpu))
 
         # Teachers first, once per distinct teacher spec (a search's proposals train theirs).
-        teacher_jobs: dict[Path, Job] = {}
+        teacher_specs = {}
         for t in trials if spec.search is None else []:
             tdir = teacher_dir(t.spec, cache)
-            if tdir and not rundir.is_finished(tdir) and tdir not in teacher_jobs:
-                seed = resume_seed(storage, tdir, tdir.name)
-                teacher_jobs[tdir] = Job(tdir.name, t.spec.teacher_trial(), tdir, cache, storage,
-                                         threads, resume=seed, teacher=True)  # fmt: skip
+            if tdir and not rundir.is_finished(tdir):
+                teacher_specs.setdefault(tdir, t.spec.teacher_trial())
         if any(t.spec.needs_teacher() for t in trials):
             echo(f"teacher cache: {cache}")
-        teachers = list(teacher_jobs.values())
-        tune_jobs(teachers, "teachers", spec, storage, max_concurrent, echo, callbacks)
+        n_teachers = train_teachers(teacher_specs, spec, cache, storage, threads, max_concurrent,
+                                    echo, callbacks)  # fmt: skip
 
         # Students (and any other trials), skipping finished ones; or an Optuna search.
         trained = None  # a search: Optuna decides
@@ -194,10 +216,11 @@ def _run_locked(
         else:
             jobs = [j for t in trials if (j := student_job(t, out_dir, cache, storage, threads))]
             tune_jobs(jobs, "trials", spec, storage, max_concurrent, echo, callbacks)
-            trained = len(teacher_jobs) + len(jobs)
+            trained = n_teachers + len(jobs)
     finally:
         if started:
             ray.shutdown()
+            orphans.forget(out_dir)
     return finish(spec, trials, out_dir, cache, time.perf_counter() - t0, echo, trained)
 
 
