@@ -84,6 +84,8 @@ def test_sigkill_orphans_are_ended_and_sigterm_stops_cleanly(tmp_path):
     )
     assert "Traceback" not in err and "SIGABRT" not in err
     assert not (run_dir / ".lock").exists() and not (run_dir / orphans.RECORD).exists()
+    entries = json.loads((run_dir / "run.json").read_text())["invocations"]
+    assert [e["status"] for e in entries] == ["killed", "interrupted"]
     deadline = time.monotonic() + 30
     while running(ours) and time.monotonic() < deadline:
         time.sleep(0.5)
