@@ -127,13 +127,16 @@ def load_checkpoint(path: Path) -> dict | None:
     return state
 
 
-def trial_outcome(trial_dir: Path) -> dict | None:
+def trial_outcome(trial_dir: Path, set_aside: bool = True) -> dict | None:
     """The trial's result.json; None when it has not finished or the file is damaged (then
-    it is moved aside, so the trial is redone)."""
+    it is moved aside, so the trial is redone; a reader, ``set_aside=False``, leaves it and
+    only says so)."""
     path = Path(trial_dir) / "result.json"
     result, problem = read_json_or_none(path)
-    if problem:
+    if problem and set_aside:
         damaged(path, problem)
+    elif problem:
+        log.warning("%s; left as it is (re-running the run redoes that trial)", problem)
     return result
 
 
@@ -143,12 +146,18 @@ def is_finished(trial_dir: Path) -> bool:
 
 
 def trial_row(
-    trial_id: str, variant: str, seed: int, method: str, axes: dict[str, Any], trial_dir: Path
+    trial_id: str,
+    variant: str,
+    seed: int,
+    method: str,
+    axes: dict[str, Any],
+    trial_dir: Path,
+    set_aside: bool = True,  # False for readers: a damaged result.json stays where it is
 ) -> dict:
     """One results row from a trial's identity and its result.json: status ``pending`` while
     it has none, else the outcome's scalar fields and its final metrics."""
     row = {"trial_id": trial_id, "variant": variant, "seed": seed, "method": method, **axes}
-    result = trial_outcome(trial_dir)
+    result = trial_outcome(trial_dir, set_aside)
     if result is None:
         return row | {"status": "pending"}
     row.update({k: v for k, v in result.items() if k != "metrics" and not isinstance(v, dict)})

@@ -136,3 +136,9 @@ def test_the_proc_reader_finds_a_socket_of_ours_and_its_address():
         found = [a for _, _, a in listeners_of({os.getpid()})]
         assert f"127.0.0.1:{port}" in found
     assert is_loopback("::ffff:127.0.0.1:80") and not is_loopback("0.0.0.0:80")
+
+
+def test_the_readme_says_what_the_listener_test_measures():
+    text = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "every socket its Ray processes open listens on loopback only" in text
+    assert "tests/test_listeners.py" in text and "0.0.0.0" in text

@@ -10,6 +10,7 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator
 from scm_bench.names import RUN_NAME
 from scm_bench.spec.claims import Claim
 from scm_bench.spec.schema import Section
+from scm_bench.spec.sections import MAX_SEED
 
 
 class Resources(Section):
@@ -73,7 +74,7 @@ class AblationSpec(Section):
         default_factory=list,
         description="Groups of axes that change together (equal-length lists within a group).",
     )
-    seeds: list[Annotated[StrictInt, Field(ge=0)]] = Field(
+    seeds: list[Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]] = Field(
         default_factory=lambda: [0],
         min_length=1,
         description="Seeds of every variant (each >= 0).",
