@@ -37,7 +37,10 @@ def disk_full() -> int:
     """In an ``except OSError`` block: a full disk (or quota) is one line and exit code 1 (the
     run resumes once there is space); any other OSError is re-raised."""
     err = sys.exc_info()[1]
-    if not isinstance(err, OSError) or err.errno not in (errno.ENOSPC, errno.EDQUOT):
+    full = isinstance(err, OSError) and (
+        err.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(err)
+    )  # pyarrow's IOError carries no errno, only the system's message
+    if not full:
         raise  # noqa: PLE0704 - re-raises the OSError being handled
     where = f" writing {cap(str(err.filename), 200)}" if err.filename else ""
     print(

@@ -122,6 +122,16 @@ def test_a_full_disk_is_one_line_and_exit_1(monkeypatch, capsys):
     ]
 
 
+def test_a_full_disk_reported_by_pyarrow_without_errno_is_one_line(monkeypatch, capsys):
+    def full(args):
+        raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(cli, "cmd_ls", full)
+    assert cli.main(["ls"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: no space left on the device; finished trials are kept")
+
+
 def test_other_os_errors_keep_their_traceback(monkeypatch):
     def broken(args):
         raise OSError(errno.EIO, "I/O error")
