@@ -20,13 +20,12 @@ import json
 import os
 import re
 import secrets
-import stat
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from scm_bench.safe_yaml import excerpt
+from scm_bench.safe_yaml import MAX_YAML_CHARS, YamlLoadError, excerpt
 
 _CUT = "cut off when it was written?"
 _JSON_KIND = {dict: "an object", list: "a list", str: "a string", int: "a number",
@@ -250,44 +249,16 @@ def atomic_torch_save(path: str | os.PathLike, obj: object) -> None:
     _atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
-def private_dir(path: str | os.PathLike, what: str) -> Path:
-    """``path`` as a folder only this user can use: created with mode 0700 when missing; an
-    existing one must be a real folder (not a symlink) owned by this user that nobody else
-    may write (then narrowed to 0700). Else a one-line ``RunError`` naming it; a folder that
-    someone else can plant files in is never trusted."""
-    from scm_bench.errors import RunError
-
-    path = Path(path)
-    shown = _show(path)
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.lstat(path)
-    except OSError as err:
-        why = err.strerror or type(err).__name__
-        raise RunError(f"{what} {shown}: cannot create it ({why}); set a folder you own") from None
-    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise RunError(f"{what} {shown}: is a symlink or not a folder; expected a private folder")
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise RunError(
-            f"{what} {shown}: owned by uid {info.st_uid}, not by you (uid {os.getuid()}); "
-            "it is not used, set a folder of your own"
-        )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise RunError(
-            f"{what} {shown}: other users may write in it (mode {stat.S_IMODE(info.st_mode):o}); "
-            "it is not used: remove it or set a folder only you can write"
-        )
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(path, 0o700)
-    return path
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    import hashlib
-
-    digest = hashlib.sha256()
+def read_text_bounded(path, where: str) -> str:
+    """A spec file's UTF-8 text, its size checked before it is read: a file over
+    ``MAX_YAML_CHARS`` bytes is a YamlLoadError without reading it (a 400 MB spec once peaked
+    at 1.5 GB of memory), and at most that many bytes are ever read (a file that grows, or a
+    device that never ends). UnicodeDecodeError for a file that is not UTF-8."""
     with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        data = fh.read(MAX_YAML_CHARS + 1)
+    if len(data) > MAX_YAML_CHARS:
+        raise YamlLoadError(
+            f"{where}: the file is larger than {MAX_YAML_CHARS:,} bytes; allowed: at most "
+            f"{MAX_YAML_CHARS:,} characters of YAML (split the spec or generate fewer values)"
+        )
+    return data.decode("utf-8")

@@ -39,21 +39,6 @@ class YamlLoadError(Exception):
     """A spec text that cannot or must not be loaded; the message is one line."""
 
 
-def read_text_bounded(path, where: str) -> str:
-    """A spec file's UTF-8 text, its size checked before it is read: a file over
-    ``MAX_YAML_CHARS`` bytes is a YamlLoadError without reading it (a 400 MB spec once peaked
-    at 1.5 GB of memory), and at most that many bytes are ever read (a file that grows, or a
-    device that never ends). UnicodeDecodeError for a file that is not UTF-8."""
-    with open(path, "rb") as fh:
-        data = fh.read(MAX_YAML_CHARS + 1)
-    if len(data) > MAX_YAML_CHARS:
-        raise YamlLoadError(
-            f"{where}: the file is larger than {MAX_YAML_CHARS:,} bytes; allowed: at most "
-            f"{MAX_YAML_CHARS:,} characters of YAML (split the spec or generate fewer values)"
-        )
-    return data.decode("utf-8")
-
-
 class _SafeSpecLoader(yaml.SafeLoader):
     """SafeLoader with duplicate-key, depth, alias-budget and one-line value checks."""
 

@@ -13,7 +13,7 @@ import torch
 
 from scm_bench import rundir
 from scm_bench.errors import RunError
-from scm_bench.safe_files import private_dir
+from scm_bench.private import private_dir
 
 
 class Payload:

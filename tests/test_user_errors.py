@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT
 
 from scm_bench.cli import main
-from scm_bench.safe_yaml import MAX_YAML_CHARS, YamlLoadError, read_text_bounded
+from scm_bench.safe_files import read_text_bounded
+from scm_bench.safe_yaml import MAX_YAML_CHARS, YamlLoadError
 
 QUICKSTART = str(ROOT / "ablations" / "quickstart.yaml")
 

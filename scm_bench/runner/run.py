@@ -21,6 +21,7 @@ from ray import tune
 from scm_bench import rundir
 from scm_bench.lock import RunLock
 from scm_bench.owned import claim
+from scm_bench.private import private_dir
 from scm_bench.report import write_report
 from scm_bench.report.table import long_results
 from scm_bench.runner import orphans
@@ -38,7 +39,6 @@ from scm_bench.runner.teachers import claim_teachers, wait_for_teachers
 from scm_bench.runner.trainable import Job, crash_hook, teacher_dir
 from scm_bench.runner.tuner import fit
 from scm_bench.runner.workers import max_trials
-from scm_bench.safe_files import private_dir
 from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.spec.check import preflight
 

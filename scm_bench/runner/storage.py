@@ -33,7 +33,7 @@ from ray import tune
 from scm_bench import rundir
 from scm_bench.errors import RunError
 from scm_bench.lock import LOCK_NAME, LockedError, RunLock
-from scm_bench.safe_files import private_dir, sha256_of
+from scm_bench.private import private_dir, sha256_of
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from scm_bench.errors import SpecError
-from scm_bench.safe_yaml import YamlLoadError, load_yaml, read_text_bounded
+from scm_bench.safe_files import read_text_bounded
+from scm_bench.safe_yaml import YamlLoadError, load_yaml
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.paths import format_errors, set_dotted
 
