@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     log = logging.getLogger("scm_bench")  # damaged files, stale locks: one "warning:" line each
     if not log.handlers:
-        log.addHandler(logging.StreamHandler(sys.stderr))
+        log.addHandler(messages.StderrHandler())  # whatever sys.stderr is when it writes
         log.handlers[0].setFormatter(logging.Formatter("warning: %(message)s"))
     # torch.func.jvp loads TorchScript decompositions on first use and warns about its own
     # internals; nothing a user can act on.

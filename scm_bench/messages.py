@@ -4,6 +4,7 @@ user's own mistakes or a full disk."""
 from __future__ import annotations
 
 import errno
+import logging
 import sys
 
 from scm_bench.exit_codes import TRIALS_FAILED, USER_ERROR
@@ -49,3 +50,16 @@ def disk_full() -> int:
         file=sys.stderr,
     )
     return TRIALS_FAILED
+
+
+class StderrHandler(logging.StreamHandler):
+    """A log handler writing to the current ``sys.stderr`` (not the one of its creation: a
+    test's captured stream is closed after the test, and a later warning would fail)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it; the property decides
+        pass

@@ -14,10 +14,13 @@ Layout of a run (docs/run-layout.md):
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,12 +130,27 @@ def load_checkpoint(path: Path) -> dict | None:
     return state
 
 
-def trial_outcome(trial_dir: Path, set_aside: bool = True) -> dict | None:
+_SET_ASIDE = contextvars.ContextVar("scm_bench_set_aside", default=True)
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """Within it, a damaged result.json is only reported, never moved aside: for commands
+    that only read a run (``scm-bench report``)."""
+    token = _SET_ASIDE.set(False)
+    try:
+        yield
+    finally:
+        _SET_ASIDE.reset(token)
+
+
+def trial_outcome(trial_dir: Path, set_aside: bool | None = None) -> dict | None:
     """The trial's result.json; None when it has not finished or the file is damaged (then
-    it is moved aside, so the trial is redone; a reader, ``set_aside=False``, leaves it and
-    only says so)."""
+    it is moved aside, so the trial is redone; a reader, ``set_aside=False`` or inside
+    ``reading()``, leaves it and only says so)."""
     path = Path(trial_dir) / "result.json"
     result, problem = read_json_or_none(path)
+    set_aside = _SET_ASIDE.get() if set_aside is None else set_aside
     if problem and set_aside:
         damaged(path, problem)
     elif problem:
@@ -152,7 +170,7 @@ def trial_row(
     method: str,
     axes: dict[str, Any],
     trial_dir: Path,
-    set_aside: bool = True,  # False for readers: a damaged result.json stays where it is
+    set_aside: bool | None = None,  # False for readers: a damaged result.json stays put
 ) -> dict:
     """One results row from a trial's identity and its result.json: status ``pending`` while
     it has none, else the outcome's scalar fields and its final metrics."""

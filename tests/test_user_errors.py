@@ -73,12 +73,13 @@ def test_report_refuses_a_folder_named_report_html_in_one_line(run_copy, capsys)
 def test_report_on_a_foreign_results_csv_warns_and_rebuilds_the_rows(run_copy, capsys):
     (run_copy / "results.csv").write_text("a,b\n1,2\n")
     rc, lines = cli(["report", str(run_copy)], capsys)
-    assert rc == 0 and "no trial_id column" in lines[0] and lines[0].startswith("warning:")
+    assert rc == 0 and any(ln.startswith("warning:") and "no trial_id column" in ln for ln in lines)
     assert (run_copy / "results.csv").read_text() == "a,b\n1,2\n"
 
 
 def test_report_reads_without_renaming_and_says_what_it_could_not_read(run_copy, capsys):
-    (run_copy / "results.csv").unlink()
+    text = (run_copy / "results.csv").read_text()
+    (run_copy / "results.csv").write_text(text[: len(text) // 2])  # cut: rows from result.json
     trial = sorted((run_copy / "trials").iterdir())[0]
     (trial / "result.json").write_text('{"stat')
     (run_copy / "run.json").write_text("{bad")

@@ -8,6 +8,7 @@ recorded in ``Run.missing`` so the report can say what it could not show.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -136,12 +137,30 @@ def _baseline(spec: dict, results: pd.DataFrame, axes: list[str], variants: list
 
 
 def check_report_targets(run_dir: Path) -> None:
-    """A one-line RunError when report.md or report.html exists but is not a plain file
-    (a folder, a link): writing the report would fail halfway or write through the link."""
+    """A one-line RunError, before the run is read, when report.md or report.html exists but
+    is not a plain file (a folder, a link) or report/ is not a folder: writing the report
+    would fail halfway or write through the link."""
     for name in ("report.md", "report.html"):
         path = Path(run_dir) / name
         if path.is_symlink() or (path.exists() and not path.is_file()):
             raise RunError(f"{path}: is not a file the report can replace; move it away first")
+    out = Path(run_dir) / "report"  # its figures' folder (write.fresh_report_dir checks more)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise RunError(f"{out}: exists and is not a folder; move it away to write the report")
+
+
+def report_writer(write):
+    """Decorator of ``write_report(run_dir, ...)``: the report's own files are checked first
+    (``check_report_targets``), and the run is only read (``rundir.reading``: a damaged
+    result.json is reported, never moved aside, by every part of the report)."""
+
+    @functools.wraps(write)
+    def checked(run_dir, *args, **kwargs):
+        check_report_targets(run_dir)
+        with rundir.reading():
+            return write(run_dir, *args, **kwargs)
+
+    return checked
 
 
 def load_run(run_dir: Path) -> Run:

@@ -25,7 +25,7 @@ from scm_bench.report import format as fmt
 from scm_bench.report import header
 from scm_bench.report import verdicts as vd
 from scm_bench.report.best import BEST_COLUMNS, best_section, markdown_rows
-from scm_bench.report.load import Run, check_report_targets, load_histories, load_run
+from scm_bench.report.load import Run, load_histories, load_run, report_writer
 from scm_bench.report.meta import collect_meta
 from scm_bench.report.samples import collect_grids
 from scm_bench.report.table import (
@@ -138,10 +138,10 @@ def fresh_report_dir(out: Path) -> Path:
     return out
 
 
+@report_writer  # its own files checked first; the run only read (nothing renamed)
 def write_report(run_dir: Path, meta: dict | None = None) -> tuple[Path, Path]:
     """Write report.md, report.html and report/ for a (possibly partial) run; return the two."""
     run_dir = Path(run_dir)
-    check_report_targets(run_dir)  # a folder named report.html: one line, nothing written
     run = load_run(run_dir)
     meta = collect_meta() if meta is None else meta
     out = fresh_report_dir(run_dir / "report")
