@@ -31,8 +31,13 @@ def _shown(folder: Path) -> str:
 
 
 def marker_kind(folder: Path) -> str | None:
-    """The kind recorded in ``folder``'s marker; None without one (or an unreadable one)."""
-    value, _ = read_json_or_none(Path(folder) / MARKER)
+    """The kind recorded in ``folder``'s marker; None without one (or an unreadable one);
+    ``"adopted"`` for an empty marker, which a user creates (``touch DIR/.scm-bench``) to hand
+    a folder of an scm-bench from before markers over to the tool."""
+    path = Path(folder) / MARKER
+    if path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
+        return "adopted"
+    value, _ = read_json_or_none(path)
     return value.get("kind") if value and value.get("owner") == "scm-bench" else None
 
 
@@ -48,7 +53,7 @@ def check_claim(folder: Path, kind: FolderKind, flag: str) -> None:
     if not entries:
         return
     found = marker_kind(folder) if MARKER in entries else None
-    if found == kind:
+    if found in (kind, "adopted"):
         return
     if found is not None:
         raise RunError(
@@ -57,7 +62,8 @@ def check_claim(folder: Path, kind: FolderKind, flag: str) -> None:
         )
     raise RunError(
         f"{flag}: {_shown(folder)} holds files scm-bench did not write (no {MARKER} marker); "
-        "nothing was changed: give a new or empty folder"
+        "nothing was changed: give a new or empty folder (one of an earlier scm-bench: an "
+        f"empty {MARKER} file in it hands it over)"
     )
 
 

@@ -113,3 +113,13 @@ def test_the_repo_s_reports_are_marked_as_the_tool_s():
     assert marker_kind(reports) == "reports"
     for folder in (p for p in reports.iterdir() if (p / "report.md").is_file()):
         assert marker_kind(folder) == "report", folder
+
+
+def test_an_empty_marker_hands_a_folder_of_an_earlier_version_over(tmp_path, capsys):
+    from scm_bench.owned import claim, marker_kind
+
+    old_run = user_folder(tmp_path / "old", ("trials.json", "spec.yaml"))
+    rc, lines = cli(["publish", "--to", str(old_run)], capsys)
+    assert rc == 2 and f"an empty {MARKER} file in it hands it over" in lines[0]
+    (old_run / MARKER).touch()
+    assert claim(old_run, "run", "--out") == old_run and marker_kind(old_run) == "run"
