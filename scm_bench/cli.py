@@ -288,11 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         return messages.user_error(err)  # one capped line per problem, exit 2
     except KeyboardInterrupt as err:
         return interrupts.stopped(err)  # one line, 128 + the signal
-    except OSError:  # a full disk: one line, exit 1 (resumable); anything else is a bug
-        return messages.disk_full()
     except BrokenPipeError:  # `scm-bench expand --json | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return EXIT_CLOSED_PIPE
+    except OSError:  # a full disk: one line, exit 1 (resumable); anything else is a bug
+        return messages.disk_full()
 
 
 if __name__ == "__main__":
