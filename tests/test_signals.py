@@ -39,6 +39,7 @@ def running(procs: dict[int, float | None]) -> list[int]:
     return [p for p, t in procs.items() if t is not None and process_start(p) == t]
 
 
+@pytest.mark.slow
 def test_sighup_stops_train_like_ctrl_c(tmp_path):
     out = tmp_path / "trial"
     proc = scm_bench("train", QUICKSTART, "--out", str(out), *sum((["--set", s] for s in FAST), []),
