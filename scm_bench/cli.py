@@ -18,7 +18,7 @@ from pathlib import Path
 
 import scm_bench
 from scm_bench.cli_verdicts import with_verdict_commands  # register, run --pilot
-from scm_bench.exit_codes import INTERRUPTED, USER_ERROR, summary_code
+from scm_bench.exit_codes import summary_code
 
 EXIT_CLOSED_PIPE = 141  # 128 + SIGPIPE: the reader went away (`| head`), as Unix tools do
 
@@ -72,7 +72,7 @@ def cmd_train(args) -> int:
     from scm_bench.train.loop import train_trial
 
     spec = load_trials(args.config, args.set or [], args.allow_large).trials[0].spec  # the first
-    out = require_dir(Path(args.out), "--out")
+    out = require_dir(Path(args.out), "--out", "trial")
     with RunLock(out):
         result = train_trial(
             spec,
@@ -97,7 +97,7 @@ def cmd_run(args) -> int:
     loaded = load_trials(args.spec, args.set or [], args.allow_large)
     spec = loaded.spec
     out = require_dir(Path(args.out) if args.out else Path("runs") / spec.name,
-                      "--out" if args.out else "name")  # fmt: skip
+                      "--out" if args.out else "name", "run")  # fmt: skip
     cache = args.teacher_cache and require_dir(Path(args.teacher_cache), "--teacher-cache")
     print(f"{spec.name}: {len(loaded.trials)} trial(s) -> {out}")
     df = run(
@@ -268,6 +268,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from scm_bench import interrupts, messages
     from scm_bench.errors import UserError
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -277,24 +278,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     log = logging.getLogger("scm_bench")  # damaged files, stale locks: one "warning:" line each
     if not log.handlers:
-        log.addHandler(logging.StreamHandler(sys.stderr))
+        log.addHandler(messages.StderrHandler())  # whatever sys.stderr is when it writes
         log.handlers[0].setFormatter(logging.Formatter("warning: %(message)s"))
     # torch.func.jvp loads TorchScript decompositions on first use and warns about its own
     # internals; nothing a user can act on.
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+    interrupts.install()  # SIGTERM and SIGHUP stop as Ctrl-C does
     try:
         return args.fn(args)
     except UserError as err:
-        for line in err.lines:
-            print(f"error: {line}", file=sys.stderr)
-        return USER_ERROR
-    except KeyboardInterrupt:
-        msg = "interrupted: finished trials are kept; re-run the same command to resume"
-        print(msg, file=sys.stderr)
-        return INTERRUPTED
+        return messages.user_error(err)  # one capped line per problem, exit 2
+    except KeyboardInterrupt as err:
+        return interrupts.stopped(err)  # one line, 128 + the signal
     except BrokenPipeError:  # `scm-bench expand --json | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return EXIT_CLOSED_PIPE
+    except OSError:  # a full disk: one line, exit 1 (resumable); anything else is a bug
+        return messages.disk_full()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ code    name             meaning
                          problems are printed one per line (argparse also exits 2)
 130     INTERRUPTED      stopped by Ctrl-C (128 + SIGINT); finished trials are kept and
                          re-running the same command resumes
+129/143 (128 + signal)   stopped by SIGHUP / SIGTERM, handled as Ctrl-C (interrupts.py)
 ======  ===============  =============================================================
+A full disk is exit 1 with one line (messages.py); the run resumes once there is space.
 """
 
 from __future__ import annotations

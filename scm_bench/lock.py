@@ -6,7 +6,10 @@ and holds JSON ``{pid, host, started, argv, token}``. A driver that finds it:
 - held by a live process on this host, or by any process on another host (whose liveness
   cannot be checked), gets :class:`LockedError` naming the holder and the file to remove;
 - held by a process of this host that no longer exists (``os.kill(pid, 0)`` raises
-  ``ProcessLookupError``), takes it over and says so in ``RunLock.note``.
+  ``ProcessLookupError``, or the pid now belongs to a process started after the lock), takes
+  it over and says so in ``RunLock.note``;
+- empty or damaged for more than ``DAMAGED_STALE_S`` (its writer died mid-write), moves it
+  aside and takes over; a younger one is refused in one line.
 
 Removing a stale lock happens under an ``flock`` of the run folder, after re-reading it, so
 two drivers taking over the same stale lock cannot both win. The lock is released when the
@@ -29,27 +32,59 @@ from datetime import datetime
 from pathlib import Path
 
 from scm_bench.errors import UserError
-from scm_bench.safe_files import read_json_or_none
+from scm_bench.safe_files import quarantine, read_json_or_none
 from scm_bench.safe_yaml import excerpt
 
 LOCK_NAME = ".lock"
+DAMAGED_STALE_S = 60.0  # a lock file stays damaged this long only if its writer died
 _HELD: set[str] = set()  # tokens of the locks this process holds (pids repeat across boots)
 _HELD_MUTEX = threading.Lock()
 
 
 class LockedError(UserError):
-    """The run folder is in use by another driver (or its lock cannot be read); one line."""
+    """The run folder is in use by another driver (or its lock cannot be read); one line.
+
+    ``waitable``: the holder is a live process of this host, so waiting for it makes sense;
+    False for a damaged lock file or a holder on another host (nothing here can end those).
+    """
+
+    def __init__(self, message: str, waitable: bool = False):
+        super().__init__(message)
+        self.waitable = waitable
 
 
-def _alive(pid: int) -> bool:
-    """A process with this pid exists on this host (a zombie counts as alive)."""
+def _alive(pid: int, since: str | None = None) -> bool:
+    """A process with this pid exists on this host (a zombie counts as alive) and, when the
+    lock's start time ``since`` is known, it started before then (else the pid was reused)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # exists, owned by another user
+        pass
+    started = process_start(pid)
+    if started is None or since is None:
         return True
-    return True
+    try:
+        locked = datetime.fromisoformat(since).timestamp()
+    except ValueError:
+        return True
+    return started <= locked + 2.0  # the lock's time is rounded to the second
+
+
+def process_start(pid: int) -> float | None:
+    """When process ``pid`` started (Unix time) on Linux; None where /proc cannot tell."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat_line.rsplit(")", 1)[1].split()[19])  # field 22: starttime
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _text(value: object) -> str:
@@ -161,12 +196,28 @@ class RunLock:
             if problem is None and _valid(value):
                 return value
             if time.monotonic() > deadline:
+                if self._set_aside_if_old():
+                    return None
                 raise LockedError(
                     f"run folder {self.run_dir}: its lock file is empty or damaged, so the "
                     f"driver holding it is unknown; wait for it or, if it is gone, remove "
                     f"{self.path}"
                 )
             time.sleep(0.02)
+
+    def _set_aside_if_old(self) -> bool:
+        """A damaged lock file untouched for ``DAMAGED_STALE_S`` is from a driver that died
+        while writing it (a full disk): moved aside (kept, never deleted) and taken over."""
+        with _folder_guard(self.run_dir):
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except FileNotFoundError:
+                return True
+            if age < DAMAGED_STALE_S or _valid(read_json_or_none(self.path)[0]):
+                return False
+            kept = quarantine(self.path)
+        self.note = f"run folder {self.run_dir}: its damaged lock file was moved to {kept.name}"
+        return True
 
     def _refuse_or_remove(self, holder: dict) -> None:
         pid, host, since = holder["pid"], holder["host"], _text(holder["started"])
@@ -185,8 +236,8 @@ class RunLock:
                     f"run folder {self.run_dir} is already locked by this process ({who}); "
                     "one driver per run folder"
                 )
-        elif _alive(pid):
-            raise LockedError(f"run folder {self.run_dir} is in use by {who}; {remove}")
+        elif _alive(pid, holder["started"]):
+            raise LockedError(f"run folder {self.run_dir} is in use by {who}; {remove}", True)
         with _folder_guard(self.run_dir):  # remove it only if it is still that stale lock
             now, _ = read_json_or_none(self.path)
             if now == holder:

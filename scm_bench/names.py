@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from scm_bench.errors import RunError
+from scm_bench.owned import FolderKind, claim
 from scm_bench.safe_yaml import excerpt
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -87,12 +88,14 @@ def check_out_dir(path: str | os.PathLike, flag: str = "--out") -> str | None:
     return None
 
 
-def require_dir(path: Path, flag: str = "--out") -> Path:
-    """``path`` when ``check_out_dir`` finds it safe to write into, else a one-line RunError."""
+def require_dir(path: Path, flag: str = "--out", kind: FolderKind | None = None) -> Path:
+    """``path`` when ``check_out_dir`` finds it safe to write into, else a one-line RunError.
+    With ``kind``, the folder is also made the tool's (``owned.claim``: created and marked;
+    a folder of someone else's files is refused, unchanged)."""
     problem = check_out_dir(path, flag)
     if problem:
         raise RunError(problem)
-    return path
+    return claim(path, kind, flag) if kind else path
 
 
 def run_folder(path: str | os.PathLike, needs: str) -> Path:

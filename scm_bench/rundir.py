@@ -14,10 +14,13 @@ Layout of a run (docs/run-layout.md):
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,13 +130,31 @@ def load_checkpoint(path: Path) -> dict | None:
     return state
 
 
-def trial_outcome(trial_dir: Path) -> dict | None:
+_SET_ASIDE = contextvars.ContextVar("scm_bench_set_aside", default=True)
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """Within it, a damaged result.json is only reported, never moved aside: for commands
+    that only read a run (``scm-bench report``)."""
+    token = _SET_ASIDE.set(False)
+    try:
+        yield
+    finally:
+        _SET_ASIDE.reset(token)
+
+
+def trial_outcome(trial_dir: Path, set_aside: bool | None = None) -> dict | None:
     """The trial's result.json; None when it has not finished or the file is damaged (then
-    it is moved aside, so the trial is redone)."""
+    it is moved aside, so the trial is redone; a reader, ``set_aside=False`` or inside
+    ``reading()``, leaves it and only says so)."""
     path = Path(trial_dir) / "result.json"
     result, problem = read_json_or_none(path)
-    if problem:
+    set_aside = _SET_ASIDE.get() if set_aside is None else set_aside
+    if problem and set_aside:
         damaged(path, problem)
+    elif problem:
+        log.warning("%s; left as it is (re-running the run redoes that trial)", problem)
     return result
 
 
@@ -143,12 +164,18 @@ def is_finished(trial_dir: Path) -> bool:
 
 
 def trial_row(
-    trial_id: str, variant: str, seed: int, method: str, axes: dict[str, Any], trial_dir: Path
+    trial_id: str,
+    variant: str,
+    seed: int,
+    method: str,
+    axes: dict[str, Any],
+    trial_dir: Path,
+    set_aside: bool | None = None,  # False for readers: a damaged result.json stays put
 ) -> dict:
     """One results row from a trial's identity and its result.json: status ``pending`` while
     it has none, else the outcome's scalar fields and its final metrics."""
     row = {"trial_id": trial_id, "variant": variant, "seed": seed, "method": method, **axes}
-    result = trial_outcome(trial_dir)
+    result = trial_outcome(trial_dir, set_aside)
     if result is None:
         return row | {"status": "pending"}
     row.update({k: v for k, v in result.items() if k != "metrics" and not isinstance(v, dict)})

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from scm_bench.safe_yaml import excerpt
+from scm_bench.safe_yaml import MAX_YAML_CHARS, YamlLoadError, excerpt
 
 _CUT = "cut off when it was written?"
 _JSON_KIND = {dict: "an object", list: "a list", str: "a string", int: "a number",
@@ -248,3 +248,18 @@ def atomic_torch_save(path: str | os.PathLike, obj: object) -> None:
     import torch
 
     _atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def read_text_bounded(path, where: str) -> str:
+    """A spec file's UTF-8 text, its size checked before it is read: a file over
+    ``MAX_YAML_CHARS`` bytes is a YamlLoadError without reading it (a 400 MB spec once peaked
+    at 1.5 GB of memory), and at most that many bytes are ever read (a file that grows, or a
+    device that never ends). UnicodeDecodeError for a file that is not UTF-8."""
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_YAML_CHARS + 1)
+    if len(data) > MAX_YAML_CHARS:
+        raise YamlLoadError(
+            f"{where}: the file is larger than {MAX_YAML_CHARS:,} bytes; allowed: at most "
+            f"{MAX_YAML_CHARS:,} characters of YAML (split the spec or generate fewer values)"
+        )
+    return data.decode("utf-8")

@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "scm_bench"
 # Lowest first; a module may import from its own layer or any layer below, never above.
 LAYERS = [
-    {"errors", "exit_codes", "names", "safe_yaml", "safe_files", "lock", "rundir"},
+    {"errors", "exit_codes", "names", "safe_yaml", "safe_files", "lock", "rundir"}
+    | {"owned", "private", "interrupts", "messages"},
     {"core"},
     {"nets", "data"},
     {"metrics"},

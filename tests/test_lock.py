@@ -8,11 +8,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from waits import wait_until
 
+from scm_bench import lock as lock_module
 from scm_bench.lock import LOCK_NAME, LockedError, RunLock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,15 +146,17 @@ def test_a_lock_left_by_an_earlier_process_with_our_pid_is_stale(tmp_path):
 
 def test_a_live_holder_on_this_host_is_refused_and_its_lock_kept(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    since = datetime.now().astimezone().isoformat(timespec="seconds")
     try:
-        lock_file = plant(tmp_path, pid=holder.pid)
+        lock_file = plant(tmp_path, pid=holder.pid, started=since)
         before = lock_file.read_bytes()
         with pytest.raises(LockedError) as info:
             RunLock(tmp_path).acquire()
         assert str(info.value) == (
             f"run folder {tmp_path} is in use by pid {holder.pid} on {HOST} since "
-            f"2026-01-01T00:00:00+00:00; wait for it or, if it is gone, remove {lock_file}"
+            f"{since}; wait for it or, if it is gone, remove {lock_file}"
         )
+        assert info.value.waitable  # a live holder here: worth waiting for
         assert lock_file.read_bytes() == before
     finally:
         holder.kill()
@@ -206,7 +211,8 @@ def test_a_lock_being_written_is_waited_for_not_called_damaged(tmp_path):
     """A creator between O_EXCL-creating the file and writing its record."""
     lock_file = tmp_path / LOCK_NAME
     lock_file.touch()
-    writer = threading.Timer(0.2, lambda: plant(tmp_path, pid=os.getppid()))
+    now = datetime.now().astimezone().isoformat(timespec="seconds")  # the parent runs since
+    writer = threading.Timer(0.2, lambda: plant(tmp_path, pid=os.getppid(), started=now))
     writer.start()
     with pytest.raises(LockedError, match=f"in use by pid {os.getppid()} on"):
         RunLock(tmp_path).acquire()
@@ -224,3 +230,37 @@ def test_a_driver_acting_on_an_outdated_view_of_a_stale_lock_leaves_the_new_lock
         late._refuse_or_remove(stale)  # B, acting on what it read before A's takeover
         assert (tmp_path / LOCK_NAME).read_text() == held
         assert late.note is None
+
+
+def test_a_reused_pid_started_after_the_lock_does_not_hold_it(tmp_path):
+    """The lock's pid now names a live process that started after the lock was written (a pid
+    reused after the driver died): stale, taken over."""
+    newer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        plant(tmp_path, pid=newer.pid, started="2020-01-01T00:00:00+00:00")
+        with RunLock(tmp_path) as lock:
+            assert f"took over the lock of pid {newer.pid}" in lock.note
+    finally:
+        newer.kill()
+        newer.wait()
+
+
+def test_a_damaged_lock_is_refused_while_young_and_moved_aside_when_old(tmp_path, monkeypatch):
+    lock_file = tmp_path / LOCK_NAME
+    lock_file.write_text('{"pid": 12')  # cut while being written
+    with pytest.raises(LockedError, match="empty or damaged") as info:
+        RunLock(tmp_path, unreadable_wait_s=0.05).acquire()
+    assert not info.value.waitable  # no process to wait for: a bounded, one-line refusal
+    old = time.time() - lock_module.DAMAGED_STALE_S - 5
+    os.utime(lock_file, (old, old))
+    with RunLock(tmp_path, unreadable_wait_s=0.05) as lock:
+        assert lock.note.endswith("its damaged lock file was moved to .lock.damaged-1")
+    assert (tmp_path / ".lock.damaged-1").read_text() == '{"pid": 12'
+    assert not info.value.waitable
+
+
+def test_a_lock_of_another_host_is_not_waitable(tmp_path):
+    plant(tmp_path, host="node-7.cluster")
+    with pytest.raises(LockedError) as info:
+        RunLock(tmp_path).acquire()
+    assert not info.value.waitable

@@ -8,6 +8,8 @@ recorded in ``Run.missing`` so the report can say what it could not show.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from scm_bench import rundir
+from scm_bench.errors import RunError
 from scm_bench.safe_files import read_csv_or_none, read_json_or_none
 from scm_bench.safe_yaml import YamlLoadError, load_yaml
 
@@ -36,6 +39,7 @@ ID_COLUMNS = (
     "commit",
     "n_samples",
 )
+log = logging.getLogger("scm_bench")
 REQUIRED = ("trial_id", "variant", "seed", "status", "diverged_step", "diverged_what", "error")
 OUTCOME_DETAILS = ("error",)  # results.csv has it only when some trial failed
 
@@ -86,13 +90,13 @@ def _row_from_result(trial: dict, trial_dir: Path) -> dict:
     method = (trial.get("spec") or {}).get("method")
     return rundir.trial_row(
         trial["trial_id"], trial.get("variant"), trial.get("seed"), method,
-        trial.get("axes") or {}, trial_dir,
+        trial.get("axes") or {}, trial_dir, set_aside=False,
     )  # fmt: skip
 
 
 def _status(run_dir: Path, trial_id: str) -> str:
     """A trial's status from its result.json; 'pending' while it has none."""
-    result = rundir.trial_outcome(run_dir / "trials" / trial_id)
+    result = rundir.trial_outcome(run_dir / "trials" / trial_id, set_aside=False)
     return str(result.get("status", "pending")) if result else "pending"
 
 
@@ -133,6 +137,33 @@ def _baseline(spec: dict, results: pd.DataFrame, axes: list[str], variants: list
     return variants[0] if variants else None  # no baseline given: the spec's first variant
 
 
+def check_report_targets(run_dir: Path) -> None:
+    """A one-line RunError, before the run is read, when report.md or report.html exists but
+    is not a plain file (a folder, a link) or report/ is not a folder: writing the report
+    would fail halfway or write through the link."""
+    for name in ("report.md", "report.html"):
+        path = Path(run_dir) / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise RunError(f"{path}: is not a file the report can replace; move it away first")
+    out = Path(run_dir) / "report"  # its figures' folder (write.fresh_report_dir checks more)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise RunError(f"{out}: exists and is not a folder; move it away to write the report")
+
+
+def report_writer(write):
+    """Decorator of ``write_report(run_dir, ...)``: the report's own files are checked first
+    (``check_report_targets``), and the run is only read (``rundir.reading``: a damaged
+    result.json is reported, never moved aside, by every part of the report)."""
+
+    @functools.wraps(write)
+    def checked(run_dir, *args, **kwargs):
+        check_report_targets(run_dir)
+        with rundir.reading():
+            return write(run_dir, *args, **kwargs)
+
+    return checked
+
+
 def load_run(run_dir: Path) -> Run:
     """The run directory as a :class:`Run`; never fails on a partial run, records gaps."""
     run_dir = Path(run_dir)
@@ -143,14 +174,17 @@ def load_run(run_dir: Path) -> Run:
     # One row per trial: results.csv, else rebuilt from each trial's result.json.
     csv = run_dir / "results.csv"
     rows, problem = read_csv_or_none(csv)
+    if rows and "trial_id" not in rows[0]:
+        rows, problem = None, f"{csv}: no trial_id column; not a results table of scm-bench"
     if rows:
-        results = pd.read_csv(csv)
+        results = pd.read_csv(csv, dtype={"trial_id": str})
     else:
         why = problem or ("`results.csv` has no rows" if rows == [] else "`results.csv` is missing")
         missing.append(f"{why}: rows rebuilt from `trials/*/result.json`.")
         results = pd.DataFrame(
             [_row_from_result(t, run_dir / "trials" / t["trial_id"]) for t in trials]
         )
+    unread = list(missing)  # so far: spec.yaml, trials.json, results.csv
     if "trial_id" not in results:
         results["trial_id"] = pd.Series(dtype=object)
     known = set(results["trial_id"].astype(str))
@@ -197,8 +231,13 @@ def load_run(run_dir: Path) -> Run:
         missing.append(f"No `history.jsonl` (no training curves) for: {listing(no_history)}.")
     baseline = _baseline(spec, results, axes, variants)
     info, problem = read_json_or_none(run_dir / "run.json")
+    after = len(missing)
     if problem:
         missing.append(f"{problem}: the run's wall time is unknown.")
+    if not (run_dir / "trials").is_dir():
+        missing.append("`trials/` is missing: no histories, sample grids or trial outcomes.")
+    for note in unread + missing[after:]:  # files it could not read: said on the command line
+        log.warning("%s", note)
     return Run(run_dir, spec, trials, results, axes, variants, baseline, missing, info or {})
 
 

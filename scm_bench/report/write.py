@@ -24,7 +24,7 @@ from scm_bench.report import figures as fig
 from scm_bench.report import format as fmt
 from scm_bench.report import header, section
 from scm_bench.report.best import BEST_COLUMNS, best_section, markdown_rows
-from scm_bench.report.load import Run, load_histories, load_run
+from scm_bench.report.load import Run, load_histories, load_run, report_writer
 from scm_bench.report.meta import collect_meta
 from scm_bench.report.samples import collect_grids
 from scm_bench.report.table import (
@@ -144,6 +144,7 @@ def fresh_report_dir(out: Path) -> Path:
     return out
 
 
+@report_writer  # its own files checked first; the run only read (nothing renamed)
 def write_report(
     run_dir: Path, meta: dict | None = None, alpha_power: float | None = None
 ) -> tuple[Path, Path]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import ray
 
+from scm_bench import interrupts
 from scm_bench.core.choices import PLUGINS_ENV
 from scm_bench.errors import RunError
 from scm_bench.spec import AblationSpec, Trial
@@ -77,6 +80,27 @@ def plugin_env() -> dict:
     return {"env_vars": {PLUGINS_ENV: plugins}} if plugins else {}
 
 
+@contextlib.contextmanager
+def loopback_node() -> Iterator[None]:
+    """A local Ray whose node IP stays 127.0.0.1. ``ray.init`` replaces a loopback
+    ``_node_ip_address`` by the machine's address (``services.resolve_ip_for_localhost``), and
+    Ray's processes bind to the node IP: the reporter agent's, dashboard head's and autoscaler
+    monitor's Prometheus endpoints then answered on every interface without a token, the
+    agents' HTTP and gRPC servers on the machine's address. Kept on loopback, every one of
+    them listens on 127.0.0.1 only (``ss -ltnp``; tests/test_listeners.py)."""
+    from ray._private import services
+
+    resolve = getattr(services, "resolve_ip_for_localhost", None)
+    if resolve is None:  # another Ray: tests/test_listeners.py says whether it still binds wide
+        yield
+        return
+    services.resolve_ip_for_localhost = lambda host: host
+    try:
+        yield
+    finally:
+        services.resolve_ip_for_localhost = resolve
+
+
 def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     """Join an existing Ray (``address`` or RAY_ADDRESS) or start a local one; True if started."""
     # A failing trial is reported in one line (full traceback in its error.txt), not through
@@ -90,9 +114,12 @@ def connect(address: str | None, dashboard: bool, host: str, echo) -> bool:
     kwargs = {"address": address, "log_to_driver": _verbose, "configure_logging": False}
     if address == "local":  # the node's IP on loopback: its metrics endpoint binds there too
         kwargs.update(include_dashboard=dashboard, dashboard_host=host, _node_ip_address=LOCAL)
+        with loopback_node():
+            ctx = ray.init(**kwargs)
     else:  # the cluster runs this driver's scm_bench, not whatever its nodes have installed
         kwargs.update(runtime_env={"py_modules": [str(PACKAGE)], **plugin_env()})
-    ctx = ray.init(**kwargs)
+        ctx = ray.init(**kwargs)
+    interrupts.install()  # ray.init replaced the SIGTERM handler (exit 1 or 15, a C++ dump)
     if dashboard:
         url = f"http://{ctx.dashboard_url}" if ctx.dashboard_url else "(dashboard not available)"
         echo(f"Ray dashboard: {url}")

@@ -8,6 +8,7 @@ No early-stopping scheduler is used (it would bias seed averages).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import replace
@@ -15,24 +16,31 @@ from pathlib import Path
 
 import pandas as pd
 import ray
-import yaml
 from ray import tune
 
 from scm_bench import rundir
 from scm_bench.lock import RunLock
+from scm_bench.owned import claim
+from scm_bench.private import private_dir
 from scm_bench.report import write_report
 from scm_bench.report.table import long_results
+from scm_bench.runner import orphans
 from scm_bench.runner.cluster import check_resources, connect
+from scm_bench.runner.plan import (
+    check_same_experiment,
+    end_invocation,
+    start_invocation,
+    write_plan,
+)
 from scm_bench.runner.results import result_row
 from scm_bench.runner.search import search_rows, tune_search
 from scm_bench.runner.storage import Storage, publish_teacher
+from scm_bench.runner.teachers import claim_teachers, wait_for_teachers
 from scm_bench.runner.trainable import Job, crash_hook, teacher_dir
 from scm_bench.runner.tuner import fit
 from scm_bench.runner.workers import max_trials
-from scm_bench.safe_files import read_json_or_none
-from scm_bench.spec import AblationSpec, Trial
+from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.spec.check import preflight
-from scm_bench.train.provenance import package_commit
 
 # Tune's console tables and TensorBoard hints would drown the progress lines; legacy output at
 # verbose=0 prints nothing, and Progress reports instead. Ctrl-C must reach the CLI (exit 130,
@@ -104,15 +112,22 @@ def student_job(t: Trial, out_dir: Path, cache: Path, storage: Storage, threads:
                resume=seed)  # fmt: skip
 
 
-def write_plan(spec: AblationSpec, trials: list[Trial], out_dir: Path) -> None:
-    """spec.yaml and trials.json: what the run is, before anything trains."""
-    (out_dir / "trials").mkdir(parents=True, exist_ok=True)
-    (out_dir / "spec.yaml").write_text(
-        yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
-    )
-    # A search's trials are its proposals, found in trials/ when they ran.
-    plan = [t.record() for t in trials] if spec.search is None else []
-    rundir.write_json(out_dir / "trials.json", plan)
+def train_teachers(
+    specs: dict[Path, TrialSpec], spec, cache, storage, threads, max_concurrent, echo, callbacks
+) -> int:
+    """Train the cache entries ``specs`` names, each by one driver (``runner/teachers.py``):
+    those this driver locks, then those whose other trainer stopped; returns how many."""
+    trained, pending = 0, list(specs)
+    with contextlib.ExitStack() as held:
+        while pending:
+            ours, others = claim_teachers(pending, held, echo)
+            jobs = [Job(d.name, specs[d], d, cache, storage, threads,
+                        resume=resume_seed(storage, d, d.name), teacher=True)
+                    for d in ours]  # fmt: skip
+            tune_jobs(jobs, "teachers", spec, storage, max_concurrent, echo, callbacks)
+            trained += len(jobs)
+            pending = wait_for_teachers(others)
+    return trained
 
 
 def say(line: str) -> None:
@@ -139,12 +154,14 @@ def run(
     through Tune's ``storage`` (``runner/storage.py``) and are assembled into ``out_dir``."""
     out_dir = Path(out_dir).resolve()
     store = Storage.parse(storage, out_dir)
+    claim(out_dir, "run", "--out")  # a folder of someone else's files is refused, untouched
     with RunLock(out_dir) as lock:  # one driver per run folder; a second one is refused
         if lock.note:
             echo(lock.note)
         return _run_locked(
             spec, trials, out_dir, address, dashboard, dashboard_host, max_concurrent,
-            Path(teacher_cache or rundir.default_teacher_cache()).resolve(), store, echo,
+            private_dir(Path(teacher_cache or rundir.default_teacher_cache()).resolve(),
+                        "--teacher-cache"), store, echo,
             callbacks,
         )  # fmt: skip
 
@@ -162,26 +179,52 @@ def _run_locked(
     echo,
     callbacks,
 ) -> pd.DataFrame:
+    check_same_experiment(spec, trials, out_dir)  # one experiment per folder
     write_plan(spec, trials, out_dir)
     preflight(trials)
+    index, t0 = start_invocation(out_dir), time.perf_counter()
+    try:
+        args = (address, dashboard, dashboard_host, max_concurrent, cache, storage, echo)
+        return _train_and_finish(spec, trials, out_dir, *args, callbacks, index, t0)
+    except BaseException as err:  # Ctrl-C, SIGTERM, a user error: recorded, then passed on
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "stopped by an error"
+        end_invocation(out_dir, index, time.perf_counter() - t0, None, status)
+        raise
+
+
+def _train_and_finish(
+    spec,
+    trials,
+    out_dir,
+    address,
+    dashboard,
+    dashboard_host,
+    max_concurrent,
+    cache,
+    storage,
+    echo,
+    callbacks,
+    index,
+    t0,
+) -> pd.DataFrame:
+    orphans.clean(out_dir, echo)  # Ray processes of an earlier driver killed with SIGKILL
     started = connect(address, dashboard, dashboard_host, echo)
-    t0 = time.perf_counter()
+    if started:
+        orphans.record(out_dir, ray._private.worker._global_node.get_session_dir_path())
     try:
         check_resources(spec, trials)
         threads = max(1, int(spec.resources.cpu))
 
         # Teachers first, once per distinct teacher spec (a search's proposals train theirs).
-        teacher_jobs: dict[Path, Job] = {}
+        teacher_specs = {}
         for t in trials if spec.search is None else []:
             tdir = teacher_dir(t.spec, cache)
-            if tdir and not rundir.is_finished(tdir) and tdir not in teacher_jobs:
-                seed = resume_seed(storage, tdir, tdir.name)
-                teacher_jobs[tdir] = Job(tdir.name, t.spec.teacher_trial(), tdir, cache, storage,
-                                         threads, resume=seed, teacher=True)  # fmt: skip
+            if tdir and not rundir.is_finished(tdir):
+                teacher_specs.setdefault(tdir, t.spec.teacher_trial())
         if any(t.spec.needs_teacher() for t in trials):
             echo(f"teacher cache: {cache}")
-        teachers = list(teacher_jobs.values())
-        tune_jobs(teachers, "teachers", spec, storage, max_concurrent, echo, callbacks)
+        n_teachers = train_teachers(teacher_specs, spec, cache, storage, threads, max_concurrent,
+                                    echo, callbacks)  # fmt: skip
 
         # Students (and any other trials), skipping finished ones; or an Optuna search.
         trained = None  # a search: Optuna decides
@@ -191,29 +234,23 @@ def _run_locked(
         else:
             jobs = [j for t in trials if (j := student_job(t, out_dir, cache, storage, threads))]
             tune_jobs(jobs, "trials", spec, storage, max_concurrent, echo, callbacks)
-            trained = len(teacher_jobs) + len(jobs)
+            trained = n_teachers + len(jobs)
     finally:
         if started:
             ray.shutdown()
-    return finish(spec, trials, out_dir, cache, time.perf_counter() - t0, echo, trained)
-
-
-def record_invocation(out_dir: Path, wall: float, trained: int | None) -> None:
-    """Append this invocation to run.json's list (a resume never hides how long earlier
-    invocations took): when it started, its wall time, the jobs it trained, the commit."""
-    path = out_dir / "run.json"
-    info = read_json_or_none(path)[0] or {}  # absent or damaged: start a new list
-    entries = info.get("invocations")
-    if entries is None:  # run.json before invocation lists: its one wall time
-        entries = [{"wall_time": info["wall_time"]}] if "wall_time" in info else []
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() - wall))
-    entries.append({"started": started, "wall_time": wall, "trained": trained,
-                    "commit": package_commit()})  # fmt: skip
-    rundir.write_json(path, {"invocations": entries})
+            orphans.forget(out_dir)
+    return finish(spec, trials, out_dir, cache, time.perf_counter() - t0, echo, trained, index)
 
 
 def finish(
-    spec, trials, out_dir: Path, cache: Path, wall: float, echo, trained: int | None = None
+    spec,
+    trials,
+    out_dir: Path,
+    cache: Path,
+    wall: float,
+    echo,
+    trained: int | None = None,
+    index: int | None = None,  # this invocation's entry in run.json (None: a new one)
 ) -> pd.DataFrame:
     """Results table (wide and long), summary of failures, run.json, report."""
     if spec.search is not None:
@@ -239,7 +276,8 @@ def finish(
         )
     settings = [a for t in trials for a in t.axes] + list(spec.search.params if spec.search else [])
     long_results(df, settings).to_csv(out_dir / "results_long.csv", index=False)
-    record_invocation(out_dir, wall, trained)
+    index = start_invocation(out_dir) if index is None else index
+    end_invocation(out_dir, index, wall, trained, "finished")
     md, html = write_report(out_dir)
     echo(f"report: {md} and {html}")
     return df

@@ -17,6 +17,7 @@ Layout of the storage (default ``<run folder>/ray``):
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -31,7 +32,8 @@ from ray import tune
 
 from scm_bench import rundir
 from scm_bench.errors import RunError
-from scm_bench.lock import LockedError, RunLock
+from scm_bench.lock import LOCK_NAME, LockedError, RunLock
+from scm_bench.private import private_dir, sha256_of
 
 
 @dataclass(frozen=True)
@@ -94,15 +96,16 @@ class Storage:
 
 
 def workroot() -> Path:
-    """This node's folder for trial working directories: $SCM_BENCH_WORKDIR, or the temporary
-    folder (never the driver's run folder)."""
-    root = os.environ.get("SCM_BENCH_WORKDIR") or Path(tempfile.gettempdir()) / "scm-bench-work"
-    return Path(root)
+    """This node's folder for trial working directories and teacher copies, private to the user
+    (0700, owner checked; ``safe_files.private_dir``): $SCM_BENCH_WORKDIR, or
+    ``scm-bench-work-<uid>`` in the temporary folder (never the driver's run folder)."""
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    default = Path(tempfile.gettempdir()) / f"scm-bench-work-{uid}"
+    return private_dir(os.environ.get("SCM_BENCH_WORKDIR") or default, "$SCM_BENCH_WORKDIR")
 
 
 def workdir(name: str) -> Path:
     """A fresh working directory for one trial on this node: ``<workroot>/<unique>/<name>``."""
-    workroot().mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix="trial-", dir=workroot())) / name
 
 
@@ -123,33 +126,83 @@ def download(checkpoint: tune.Checkpoint, dest: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fetch_teacher(storage: Storage, teacher_id: str, train: Callable[[Path], None]) -> Path:
-    """This node's copy of a finished teacher: from the node's cache, else from the storage,
-    else trained here by ``train(folder)`` and put into the storage for the others. One
-    process per node fetches or trains it; the others wait for it."""
-    local = workroot() / "teachers" / teacher_id
-    local.mkdir(parents=True, exist_ok=True)
+MANIFEST = "sha256.json"  # a stored teacher's {file name: SHA-256}, written when it is stored
+TEACHER_WAIT_S = 24 * 3600.0  # longest wait for another process of this node to train a teacher
+
+
+def _local_files(folder: Path) -> dict[str, str]:
+    """{name: SHA-256} of a teacher folder's files, without lock, manifest and set-aside files."""
+    skip = (LOCK_NAME, MANIFEST)
+    return {p.name: sha256_of(p) for p in sorted(folder.iterdir())
+            if p.is_file() and p.name not in skip and ".damaged-" not in p.name}  # fmt: skip
+
+
+def stored_manifest(storage: Storage, teacher_id: str) -> dict | None:
+    """The stored teacher's manifest; None when it has none or it cannot be read."""
+    fs, path = storage.fs("teachers", teacher_id, MANIFEST)
+    try:
+        with fs.open_input_stream(path) as fh:
+            value = json.loads(fh.read(1 << 20).decode("utf-8"))
+    except (OSError, ValueError, pyarrow.ArrowException):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _clear(folder: Path) -> None:
+    """Empty a folder of ours (this user's private node folder), keeping our lock file."""
+    for p in folder.iterdir():
+        if p.name != LOCK_NAME:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def _sync_teacher(storage: Storage, teacher_id: str, local: Path) -> None:
+    """Make the node copy the stored teacher: kept only when every file matches the storage's
+    manifest, else emptied and downloaded again (a node copy is never trusted on its own)."""
+    manifest = stored_manifest(storage, teacher_id)
+    if manifest is not None and rundir.is_finished(local) and _local_files(local) == manifest:
+        return
+    _clear(local)
+    download(storage.checkpoint("teachers", teacher_id), local)
+
+
+def fetch_teacher(
+    storage: Storage,
+    teacher_id: str,
+    train: Callable[[Path], None],
+    wait_s: float = TEACHER_WAIT_S,
+) -> Path:
+    """This node's copy of a finished teacher: the storage's (a node copy is used only when it
+    matches it), else trained here by ``train(folder)`` and put into the storage for the
+    others. One process per node fetches or trains it; the others wait, at most ``wait_s``
+    seconds, and only for a live process of this node (any other lock is a one-line error)."""
+    local = private_dir(workroot() / "teachers", "$SCM_BENCH_WORKDIR/teachers") / teacher_id
+    local.mkdir(mode=0o700, exist_ok=True)
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             with RunLock(local):
-                if not rundir.is_finished(local) and storage.exists("teachers", teacher_id):
-                    download(storage.checkpoint("teachers", teacher_id), local)
+                if storage.exists("teachers", teacher_id):
+                    _sync_teacher(storage, teacher_id, local)
                 if not rundir.is_finished(local):
                     train(local)
                 publish_teacher(storage, local)
                 return local
-        except LockedError:
+        except LockedError as err:
+            if not err.waitable or time.monotonic() > deadline:
+                raise RunError(f"teacher {teacher_id}: {err.lines[0]}") from None
             time.sleep(1)
 
 
 def publish_teacher(storage: Storage, local: Path) -> None:
-    """A finished teacher's folder into ``<storage>/teachers/<its name>`` (once)."""
+    """A finished teacher's folder into ``<storage>/teachers/<its name>`` (once), with the
+    manifest of its files' SHA-256 that node copies are checked against."""
     if rundir.is_finished(local) and not storage.exists("teachers", local.name):
         tmp = Path(tempfile.mkdtemp(prefix="publish-", dir=workroot()))
         try:  # without the lock file or anything moved aside
-            for p in local.iterdir():
-                if p.is_file() and p.name != ".lock" and ".damaged-" not in p.name:
-                    shutil.copy2(p, tmp / p.name)
+            files = _local_files(local)
+            for name in files:
+                shutil.copy2(local / name, tmp / name)
+            (tmp / MANIFEST).write_text(json.dumps(files, indent=1, sort_keys=True))
             storage.upload(tmp, "teachers", local.name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -11,6 +11,7 @@ from scm_bench.names import run_name_problem
 from scm_bench.spec.claims import Claim
 from scm_bench.spec.gates import Gate
 from scm_bench.spec.schema import Section
+from scm_bench.spec.sections import MAX_SEED
 
 PLUGIN_MODULE = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"  # a dotted module name
 
@@ -85,7 +86,7 @@ class AblationSpec(Section):
         default_factory=list,
         description="Groups of axes that change together (equal-length lists within a group).",
     )
-    seeds: list[Annotated[StrictInt, Field(ge=0)]] = Field(
+    seeds: list[Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]] = Field(
         default_factory=lambda: [0],
         min_length=1,
         description="Seeds of every variant (each >= 0).",

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from scm_bench.errors import SpecError
+from scm_bench.safe_files import read_text_bounded
 from scm_bench.safe_yaml import YamlLoadError, load_yaml
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.bases import find_base
@@ -26,7 +27,7 @@ def read_yaml(path: Path) -> dict:
             [f"{path}: {'is a directory, not a spec file' if path.is_dir() else 'file not found'}"]
         )
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"), str(path))
+        data = load_yaml(read_text_bounded(path, str(path)), str(path))
     except UnicodeDecodeError:
         raise SpecError([f"{path}: not a text file (YAML must be UTF-8)"]) from None
     except YamlLoadError as exc:  # syntax, duplicate keys, alias bombs, tags: one line

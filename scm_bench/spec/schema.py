@@ -33,6 +33,7 @@ from scm_bench.nets.embed import CondConfig, TimeEmbeddingKind, TimeTransform
 from scm_bench.nets.layers import AdaGN
 from scm_bench.spec.paths import format_errors, set_dotted
 from scm_bench.spec.sections import (
+    MAX_SEED,
     EvalSpec,
     ProposalSpec,
     SamplingSpec,
@@ -175,7 +176,7 @@ class TrialSpec(Section):
         description="teacher: TrigFlow diffusion | sct: consistency training | "
         "scd: consistency distillation.",
     )
-    seed: StrictInt = Field(0, ge=0, description="Random seed (data, init, noise).")
+    seed: StrictInt = Field(0, ge=0, le=MAX_SEED, description="Random seed (data, init, noise).")
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto: CUDA when a GPU is visible, else CPU."
     )

@@ -12,6 +12,12 @@ from scm_bench.core.precision import TrainPrecision
 from scm_bench.core.sampling import SAMPLER_NAME, Solver
 from scm_bench.core.trigflow import Proposal, ProposalKind
 
+# Bounds that keep a typo from validating and then running for days or crashing deep inside
+# (a seed of 2**64 overflowed pyarrow's int64 results column after training).
+MAX_SEED = 2**31 - 1  # leaves room for the per-sampler seed offsets (train/evaluate.py)
+MAX_STEPS = 10_000_000  # optimizer steps of a trial or teacher
+MAX_SAMPLES = 1_000_000  # samples per evaluation or grid (FID's usual 50k is well inside)
+
 
 class Section(BaseModel):
     """Base for every spec section: unknown keys are errors, values are frozen after validation;
@@ -44,7 +50,7 @@ class ProposalSpec(Section):
 
 
 class TrainSpec(Section):
-    steps: StrictInt = Field(400, ge=1, description="Optimizer steps.")
+    steps: StrictInt = Field(400, ge=1, le=MAX_STEPS, description="Optimizer steps.")
     batch_size: StrictInt = Field(256, ge=1, description="Batch size.")
     lr: StrictFloat = Field(1e-3, gt=0, description="Adam learning rate.")
     beta2: StrictFloat = Field(0.99, gt=0, lt=1, description="Adam beta2.")
@@ -62,7 +68,7 @@ class TrainSpec(Section):
 
 
 class TeacherSpec(Section):
-    steps: StrictInt = Field(1000, ge=1, description="Teacher optimizer steps.")
+    steps: StrictInt = Field(1000, ge=1, le=MAX_STEPS, description="Teacher optimizer steps.")
     lr: StrictFloat = Field(2e-3, gt=0, description="Teacher Adam learning rate.")
     batch_size: StrictInt = Field(256, ge=1, description="Teacher batch size.")
 
@@ -81,7 +87,9 @@ class SamplingSpec(Section):
 
 
 class EvalSpec(Section):
-    n_samples: StrictInt = Field(2000, ge=16, description="Samples generated per evaluation.")
+    n_samples: StrictInt = Field(
+        2000, ge=16, le=MAX_SAMPLES, description="Samples generated per evaluation."
+    )
     samplers: tuple[Annotated[str, Field(pattern=SAMPLER_NAME)], ...] = Field(
         ("1step", "2step"),
         min_length=1,
@@ -92,7 +100,9 @@ class EvalSpec(Section):
         1, ge=1, description="Sampling seeds each sample metric averages."
     )
     bootstrap: StrictInt = Field(10, ge=0, description="Bootstraps for <metric>_evalsd (0: none).")
-    grid: StrictInt = Field(64, ge=0, description="Samples saved as a grid image (0 = none).")
+    grid: StrictInt = Field(
+        64, ge=0, le=MAX_SAMPLES, description="Samples saved as a grid image (0 = none)."
+    )
     curve_every: StrictInt = Field(
         0,
         ge=0,

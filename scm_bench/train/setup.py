@@ -13,6 +13,7 @@ from scm_bench.core.weighting import AdaptiveWeight
 from scm_bench.data import Dataset, load_dataset
 from scm_bench.errors import RunError
 from scm_bench.nets import build_net
+from scm_bench.safe_files import load_checkpoint_or_none
 from scm_bench.spec.schema import TrialSpec
 
 
@@ -41,8 +42,14 @@ class Parts:
 
 
 def load_teacher(spec: TrialSpec, teacher_dir: Path, data: Dataset, device) -> torch.nn.Module:
-    """The finished teacher's EMA network (the paper's pretrained diffusion model), frozen."""
-    ckpt = torch.load(Path(teacher_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    """The finished teacher's EMA network (the paper's pretrained diffusion model), frozen.
+
+    The checkpoint is read with ``weights_only=True`` (tensors and plain containers): a file
+    holding anything else, a planted pickle included, is refused in one line, never run."""
+    path = Path(teacher_dir) / "checkpoint.pt"
+    ckpt, problem = load_checkpoint_or_none(path)
+    if ckpt is None or not isinstance(ckpt.get("ema"), dict):
+        raise RunError(problem or f"{path}: no teacher checkpoint with EMA weights")
     teacher = build_net(spec.teacher_trial(), data.shape, data.sigma_d, data.num_classes)
     teacher.load_state_dict(ckpt["ema"])
     return teacher.to(device).eval().requires_grad_(False)
