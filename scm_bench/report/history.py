@@ -188,10 +188,14 @@ def refresh(reports_dir: Path, published=()) -> list[str]:
     from scm_bench.report.rejudge import rejudge
     from scm_bench.report.stats import ALPHA
 
+    problems = []
     for folder in published:
-        append(reports_dir, Path(folder))
+        try:
+            append(reports_dir, Path(folder))
+        except (UserError, OSError, ValueError) as err:  # e.g. a report without its spec.yaml
+            problems.append(f"{folder}: not added to the history ({err})")
     folders = published_folders(reports_dir)
-    alpha, problems = ALPHA / max(1, primary_claims(folders)), []
+    alpha = ALPHA / max(1, primary_claims(folders))
     for folder in folders:
         try:
             rejudge(folder, alpha, earlier(reports_dir, folder))
