@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -45,8 +45,20 @@ from scm_bench.spec.check import preflight
 # Tune's console tables and TensorBoard hints would drown the progress lines; legacy output at
 # verbose=0 prints nothing, and Progress reports instead. Ctrl-C must reach the CLI (exit 130,
 # "re-run to resume"), not Tune's own handler (which exits 0 and suggests Tuner.restore).
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
+
+
+@contextlib.contextmanager
+def tune_env():
+    """TUNE_ENV (where the user has not set them) while the run drives Tune; the process's
+    environment as it was afterwards (importing the runner changes nothing)."""
+    added = {k: v for k, v in TUNE_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
 
 
 def tune_dirname(trial) -> str:
@@ -59,25 +71,18 @@ def tune_trialname(trial) -> str:
     return trial.config["trial_id"]
 
 
-def tune_jobs(
-    jobs: list[Job],
-    phase: str,
-    spec: AblationSpec,
-    storage: Storage,
-    max_concurrent: int | None,
-    echo,
-    callbacks: list[tune.Callback] = (),
-) -> None:
+def tune_jobs(jobs: list[Job], phase: str, req: RunRequest, echo) -> None:
     """Run jobs as one Tune experiment; errored ones get a 'failed' result.json."""
     if not jobs:
         return
-    concurrency = max_concurrent or max_trials(spec.resources, ray.cluster_resources())
+    spec = req.spec
+    concurrency = req.max_concurrent or max_trials(spec.resources, ray.cluster_resources())
     echo(f"{phase}: {len(jobs)} trial(s), up to {concurrency} at a time")
     by_id = {j.trial_id: replace(j, resources=spec.resources) for j in jobs}
     fit(
-        by_id, spec, phase, storage, {"trial_id": tune.grid_search(list(by_id))}, len(jobs),
-        concurrency, echo, callbacks, reuse_actors=True, trial_dirname_creator=tune_dirname,
-        trial_name_creator=tune_trialname,
+        by_id, spec, phase, req.storage, {"trial_id": tune.grid_search(list(by_id))}, len(jobs),
+        concurrency, echo, list(req.callbacks), reuse_actors=True,
+        trial_dirname_creator=tune_dirname, trial_name_creator=tune_trialname,
     )  # fmt: skip
 
 
@@ -90,14 +95,14 @@ def resume_seed(storage: Storage, folder: Path, trial_id: str) -> tune.Checkpoin
     return storage.checkpoint("resume", trial_id)
 
 
-def student_job(t: Trial, out_dir: Path, cache: Path, storage: Storage, threads: int) -> Job | None:
+def student_job(t: Trial, req: RunRequest) -> Job | None:
     """The job of an unfinished trial; None when finished or when its teacher did not succeed
     (then the trial is recorded as failed with the teacher's outcome)."""
-    trial_dir = out_dir / "trials" / t.trial_id
+    trial_dir = req.out_dir / "trials" / t.trial_id
     if rundir.is_finished(trial_dir):
         return None
     trial_dir.mkdir(parents=True, exist_ok=True)
-    tdir = teacher_dir(t.spec, cache)
+    tdir = teacher_dir(t.spec, req.teacher_cache)
     teacher = rundir.trial_outcome(tdir) if tdir else None
     if tdir and (teacher is None or teacher["status"] != "ok"):
         why = teacher["status"] if teacher else "missing"
@@ -106,25 +111,23 @@ def student_job(t: Trial, out_dir: Path, cache: Path, storage: Storage, threads:
         )
         return None
     if tdir:
-        publish_teacher(storage, tdir)  # students get it from the storage (once per teacher)
-    seed = resume_seed(storage, trial_dir, t.trial_id)
-    return Job(t.trial_id, t.spec, trial_dir, cache, storage, threads, crash_hook(t.trial_id),
-               resume=seed)  # fmt: skip
+        publish_teacher(req.storage, tdir)  # students get it from the storage (once per teacher)
+    seed = resume_seed(req.storage, trial_dir, t.trial_id)
+    return Job(t.trial_id, t.spec, trial_dir, req.teacher_cache, req.storage, req.threads,
+               crash_hook(t.trial_id), resume=seed)  # fmt: skip
 
 
-def train_teachers(
-    specs: dict[Path, TrialSpec], spec, cache, storage, threads, max_concurrent, echo, callbacks
-) -> int:
+def train_teachers(specs: dict[Path, TrialSpec], req: RunRequest, echo) -> int:
     """Train the cache entries ``specs`` names, each by one driver (``runner/teachers.py``):
     those this driver locks, then those whose other trainer stopped; returns how many."""
     trained, pending = 0, list(specs)
     with contextlib.ExitStack() as held:
         while pending:
             ours, others = claim_teachers(pending, held, echo)
-            jobs = [Job(d.name, specs[d], d, cache, storage, threads,
-                        resume=resume_seed(storage, d, d.name), teacher=True)
+            jobs = [Job(d.name, specs[d], d, req.teacher_cache, req.storage, req.threads,
+                        resume=resume_seed(req.storage, d, d.name), teacher=True)
                     for d in ours]  # fmt: skip
-            tune_jobs(jobs, "teachers", spec, storage, max_concurrent, echo, callbacks)
+            tune_jobs(jobs, "teachers", req, echo)
             trained += len(jobs)
             pending = wait_for_teachers(others)
     return trained
@@ -133,6 +136,74 @@ def train_teachers(
 def say(line: str) -> None:
     """The default ``echo``: print, flushed (progress shows as it happens in a pipe or log)."""
     print(line, flush=True)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What `scm-bench run` asks of the runner: the spec and its trials, where the run folder
+    and the teacher cache are, and how to reach and use Ray."""
+
+    spec: AblationSpec
+    trials: tuple[Trial, ...]
+    out_dir: Path  # the run folder (resolved)
+    teacher_cache: Path  # the private teacher cache (resolved)
+    storage: Storage  # Tune's storage: where artifacts travel between nodes
+    address: str | None = None  # a Ray cluster; None: RAY_ADDRESS or an embedded local Ray
+    dashboard: bool = False
+    dashboard_host: str = "127.0.0.1"
+    max_concurrent: int | None = None  # trials at a time (None: as resources allow)
+    callbacks: tuple[tune.Callback, ...] = ()  # more Tune callbacks (W&B, MLflow)
+
+    @property
+    def threads(self) -> int:
+        return max(1, int(self.spec.resources.cpu))
+
+
+class Grid:
+    """A spec's fixed variants x seeds: teachers trained first, then every unfinished trial."""
+
+    def teachers(self, req: RunRequest) -> dict[Path, TrialSpec]:
+        """The cache entries still to train, one per distinct teacher spec."""
+        specs: dict[Path, TrialSpec] = {}
+        for t in req.trials:
+            tdir = teacher_dir(t.spec, req.teacher_cache)
+            if tdir and not rundir.is_finished(tdir):
+                specs.setdefault(tdir, t.spec.teacher_trial())
+        return specs
+
+    def train(self, req: RunRequest, echo) -> int:
+        jobs = [j for t in req.trials if (j := student_job(t, req))]
+        tune_jobs(jobs, "trials", req, echo)
+        return len(jobs)
+
+    def rows(self, req: RunRequest) -> list[dict]:
+        return [
+            result_row(
+                t, req.out_dir / "trials" / t.trial_id, teacher_dir(t.spec, req.teacher_cache)
+            )
+            for t in req.trials
+        ]
+
+    def settings(self, req: RunRequest) -> list[str]:
+        return [a for t in req.trials for a in t.axes]
+
+
+class Search:
+    """An Optuna search: each proposal trains the teacher its settings imply; Optuna decides
+    how many trials run, so none is counted in advance."""
+
+    def teachers(self, req: RunRequest) -> dict[Path, TrialSpec]:
+        return {}
+
+    def train(self, req: RunRequest, echo) -> None:
+        tune_search(req.spec, req.trials[0], req.out_dir, req.teacher_cache, req.storage,
+                    req.threads, req.max_concurrent, echo, list(req.callbacks))  # fmt: skip
+
+    def rows(self, req: RunRequest) -> list[dict]:
+        return search_rows(req.spec, req.out_dir, req.teacher_cache)
+
+    def settings(self, req: RunRequest) -> list[str]:
+        return list(req.spec.search.params)
 
 
 def run(
@@ -155,112 +226,62 @@ def run(
     out_dir = Path(out_dir).resolve()
     store = Storage.parse(storage, out_dir)
     claim(out_dir, "run", "--out")  # a folder of someone else's files is refused, untouched
+    cache = Path(teacher_cache or rundir.default_teacher_cache()).resolve()
     with RunLock(out_dir) as lock:  # one driver per run folder; a second one is refused
         if lock.note:
             echo(lock.note)
-        return _run_locked(
-            spec, trials, out_dir, address, dashboard, dashboard_host, max_concurrent,
-            private_dir(Path(teacher_cache or rundir.default_teacher_cache()).resolve(),
-                        "--teacher-cache"), store, echo,
-            callbacks,
+        req = RunRequest(
+            spec, tuple(trials), out_dir, private_dir(cache, "--teacher-cache"), store,
+            address, dashboard, dashboard_host, max_concurrent, tuple(callbacks),
         )  # fmt: skip
+        return _run_locked(req, echo)
 
 
-def _run_locked(
-    spec,
-    trials,
-    out_dir,
-    address,
-    dashboard,
-    dashboard_host,
-    max_concurrent,
-    cache,
-    storage,
-    echo,
-    callbacks,
-) -> pd.DataFrame:
-    check_same_experiment(spec, trials, out_dir)  # one experiment per folder
-    write_plan(spec, trials, out_dir)
-    preflight(trials)
-    index, t0 = start_invocation(out_dir), time.perf_counter()
+def _run_locked(req: RunRequest, echo) -> pd.DataFrame:
+    check_same_experiment(req.spec, list(req.trials), req.out_dir)  # one experiment per folder
+    write_plan(req.spec, list(req.trials), req.out_dir)
+    preflight(list(req.trials))
+    index, t0 = start_invocation(req.out_dir), time.perf_counter()
     try:
-        args = (address, dashboard, dashboard_host, max_concurrent, cache, storage, echo)
-        return _train_and_finish(spec, trials, out_dir, *args, callbacks, index, t0)
+        return _train_and_finish(req, echo, index, t0)
     except BaseException as err:  # Ctrl-C, SIGTERM, a user error: recorded, then passed on
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "stopped by an error"
-        end_invocation(out_dir, index, time.perf_counter() - t0, None, status)
+        end_invocation(req.out_dir, index, time.perf_counter() - t0, None, status)
         raise
 
 
-def _train_and_finish(
-    spec,
-    trials,
-    out_dir,
-    address,
-    dashboard,
-    dashboard_host,
-    max_concurrent,
-    cache,
-    storage,
-    echo,
-    callbacks,
-    index,
-    t0,
-) -> pd.DataFrame:
-    orphans.clean(out_dir, echo)  # Ray processes of an earlier driver killed with SIGKILL
-    started = connect(address, dashboard, dashboard_host, echo)
+def _train_and_finish(req: RunRequest, echo, index: int, t0: float) -> pd.DataFrame:
+    path = Search() if req.spec.search is not None else Grid()
+    orphans.clean(req.out_dir, echo)  # Ray processes of an earlier driver killed with SIGKILL
+    started = connect(req.address, req.dashboard, req.dashboard_host, echo)
     if started:
-        orphans.record(out_dir, ray._private.worker._global_node.get_session_dir_path())
+        orphans.record(req.out_dir, ray._private.worker._global_node.get_session_dir_path())
     try:
-        check_resources(spec, trials)
-        threads = max(1, int(spec.resources.cpu))
-
-        # Teachers first, once per distinct teacher spec (a search's proposals train theirs).
-        teacher_specs = {}
-        for t in trials if spec.search is None else []:
-            tdir = teacher_dir(t.spec, cache)
-            if tdir and not rundir.is_finished(tdir):
-                teacher_specs.setdefault(tdir, t.spec.teacher_trial())
-        if any(t.spec.needs_teacher() for t in trials):
-            echo(f"teacher cache: {cache}")
-        n_teachers = train_teachers(teacher_specs, spec, cache, storage, threads, max_concurrent,
-                                    echo, callbacks)  # fmt: skip
-
-        # Students (and any other trials), skipping finished ones; or an Optuna search.
-        trained = None  # a search: Optuna decides
-        if spec.search is not None:
-            tune_search(spec, trials[0], out_dir, cache, storage, threads, max_concurrent, echo,
-                        callbacks)  # fmt: skip
-        else:
-            jobs = [j for t in trials if (j := student_job(t, out_dir, cache, storage, threads))]
-            tune_jobs(jobs, "trials", spec, storage, max_concurrent, echo, callbacks)
-            trained = n_teachers + len(jobs)
+        check_resources(req.spec, list(req.trials))
+        if any(t.spec.needs_teacher() for t in req.trials):
+            echo(f"teacher cache: {req.teacher_cache}")
+        with tune_env():
+            n_teachers = train_teachers(path.teachers(req), req, echo)  # teachers first
+            n_trials = path.train(req, echo)  # students (and any other trials), or a search
+        trained = None if n_trials is None else n_teachers + n_trials
     finally:
         if started:
             ray.shutdown()
-            orphans.forget(out_dir)
-    return finish(spec, trials, out_dir, cache, time.perf_counter() - t0, echo, trained, index)
+            orphans.forget(req.out_dir)
+    return finish(req, path, time.perf_counter() - t0, echo, trained, index)
 
 
 def finish(
-    spec,
-    trials,
-    out_dir: Path,
-    cache: Path,
+    req: RunRequest,
+    path: Grid | Search,
     wall: float,
     echo,
     trained: int | None = None,
     index: int | None = None,  # this invocation's entry in run.json (None: a new one)
 ) -> pd.DataFrame:
     """Results table (wide and long), summary of failures, run.json, report."""
-    if spec.search is not None:
-        rows = search_rows(spec, out_dir, cache)
-    else:
-        rows = [
-            result_row(t, out_dir / "trials" / t.trial_id, teacher_dir(t.spec, cache))
-            for t in trials
-        ]
-    df = rundir.write_results(rows, out_dir)
+    out_dir = req.out_dir
+    df = rundir.write_results(path.rows(req), out_dir)
     counts = df["status"].value_counts().to_dict()
     echo(
         f"{len(df)} trials: "
@@ -274,8 +295,7 @@ def finish(
         echo(
             f"  {row['trial_id']}: diverged at step {row['diverged_step']}: {row['diverged_what']}"
         )
-    settings = [a for t in trials for a in t.axes] + list(spec.search.params if spec.search else [])
-    long_results(df, settings).to_csv(out_dir / "results_long.csv", index=False)
+    long_results(df, path.settings(req)).to_csv(out_dir / "results_long.csv", index=False)
     index = start_invocation(out_dir) if index is None else index
     end_invocation(out_dir, index, wall, trained, "finished")
     md, html = write_report(out_dir)
