@@ -29,7 +29,7 @@ def build_net(spec, shape: tuple[int, ...], sigma_d: float, num_classes: int = 0
     if n.arch == "unet":
         return UNet(
             *shape[:2], cond, channel_mult=n.channel_mult, attn_resolutions=n.attn_resolutions,
-            **images,
+            block_cond=n.block_cond, **images,
         )  # fmt: skip
     if n.arch == "dit":
         return DiT(*shape[:2], cond, patch_size=n.patch_size, **images)

@@ -31,6 +31,7 @@ from scm_bench.nets import Arch
 from scm_bench.nets.attend import AttentionKernel
 from scm_bench.nets.embed import CondConfig, TimeEmbeddingKind, TimeTransform
 from scm_bench.nets.layers import AdaGN
+from scm_bench.nets.unet import BlockCond
 from scm_bench.spec.paths import format_errors, set_dotted
 from scm_bench.spec.sections import (
     EvalSpec,
@@ -91,6 +92,11 @@ class NetSpec(Section):
         "double",
         description="Adaptive norm: double (pixel-normed scale and shift, paper) | single "
         "(norm(x)(1+s)+b) | scale (norm(x)(1+s)).",
+    )
+    block_cond: BlockCond = Field(
+        "both",
+        description="U-Net: which norms of a residual block see the time embedding: both | "
+        "second (norm1 plain GroupNorm; one embedding projection per block, DDPM++ / EDM2).",
     )
     dropout: StrictFloat = Field(0.0, ge=0, lt=1, description="Dropout probability inside blocks.")
     emb_dim: StrictInt = Field(128, ge=8, description="Width of the time embedding.")

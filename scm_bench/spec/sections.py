@@ -44,6 +44,12 @@ class TrainSpec(Section):
     steps: StrictInt = Field(400, ge=1, description="Optimizer steps.")
     batch_size: StrictInt = Field(256, ge=1, description="Batch size.")
     lr: StrictFloat = Field(1e-3, gt=0, description="Adam learning rate.")
+    lr_decay_steps: StrictInt = Field(
+        0,
+        ge=0,
+        description="0: constant learning rate | t_ref: lr / sqrt(max(step / t_ref, 1)), the "
+        "inverse square root decay of EDM2 (Karras et al. 2024, Eq. 19 without its ramp-up).",
+    )
     beta2: StrictFloat = Field(0.99, gt=0, lt=1, description="Adam beta2.")
     ema_decay: StrictFloat = Field(0.999, ge=0, lt=1, description="EMA decay of weights.")
     log_every: StrictInt = Field(10, ge=1, description="Write a history row every this many steps.")
