@@ -213,8 +213,13 @@ class TrialSpec(Section):
         except ValidationError as err:
             raise SpecError(format_errors(err, where, TrialSpec)) from None
 
-    def needs_teacher(self) -> bool:
+    def uses_teacher(self) -> bool:
+        """The student distils a teacher (sCD) or starts from one (student.init: teacher)."""
         return self.method == "scd" or (self.method == "sct" and self.student.init == "teacher")
+
+    def needs_teacher(self) -> bool:
+        """A teacher trial must train first: one is used and none is read from a file."""
+        return self.uses_teacher() and self.teacher.checkpoint is None
 
     def teacher_trial(self) -> TrialSpec:
         """The teacher this student starts from or distils: same data, net and seed.

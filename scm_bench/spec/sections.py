@@ -12,6 +12,8 @@ from scm_bench.core.precision import TrainPrecision
 from scm_bench.core.sampling import SAMPLER_NAME, Solver
 from scm_bench.core.trigflow import Proposal
 
+TeacherParam = Literal["trigflow", "edm"]  # what a teacher.checkpoint file's network computes
+
 
 class Section(BaseModel):
     """Base for every spec section: unknown keys are errors, values are frozen after validation;
@@ -65,6 +67,23 @@ class TrainSpec(Section):
 
 
 class TeacherSpec(Section):
+    checkpoint: str | None = Field(
+        None,
+        description="A pretrained teacher read from this file instead of trained: a state dict "
+        "(.safetensors, or a torch file read with weights_only=True) for this trial's net "
+        "(docs/paper-scale.md); steps, lr and batch_size below are then unused.",
+    )
+    parameterization: TeacherParam = Field(
+        "trigflow",
+        description="teacher.checkpoint's network: trigflow (this suite's F) | edm (EDM's raw "
+        "F_theta in D = c_skip x + c_out F_theta(c_in x, ln(sigma)/4); needs "
+        "net.time_transform: edm).",
+    )
+    key_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="teacher.checkpoint: key prefix renames, file prefix -> this net's prefix "
+        "(e.g. {'module.': ''}), the first matching one per key.",
+    )
     steps: StrictInt = Field(1000, ge=1, description="Teacher optimizer steps.")
     lr: StrictFloat = Field(2e-3, gt=0, description="Teacher Adam learning rate.")
     batch_size: StrictInt = Field(256, ge=1, description="Teacher batch size.")
