@@ -147,6 +147,15 @@ def cmd_report(args) -> int:
 
 def cmd_plan(args) -> int:
     from scm_bench.names import run_folder
+
+    if not Path(args.run_dir, "spec.yaml").is_file():  # a spec: its compute plan
+        from scm_bench.spec import load_trials
+        from scm_bench.train.compute_plan import plan_lines as compute_plan
+
+        loaded = load_trials(args.run_dir, _sets(args), args.allow_large)
+        workers = loaded.spec.resources.workers
+        print("\n".join(compute_plan(loaded.trials, args.device, args.mfu, workers)))
+        return 0
     from scm_bench.report import load_run
     from scm_bench.report.verdicts import plan_lines
 
@@ -235,8 +244,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir")
     s.set_defaults(fn=cmd_report)
 
-    s = sub.add_parser("plan", help="per claim of a run: noise, detectable effect, seeds needed")
-    s.add_argument("run_dir")
+    s = sub.add_parser(
+        "plan",
+        help="a run: per claim noise, detectable effect, seeds needed; a spec: its compute plan "
+        "(FLOPs per step, GPU-hours, memory per worker; docs/paper-scale.md)",
+    )
+    s.add_argument("run_dir", metavar="RUN_DIR|SPEC")
+    s.add_argument("--device", default="h100", choices=["h100", "h200", "a100"],
+                   help="SPEC: the GPU whose peak FLOP/s the plan uses (default h100)")  # fmt: skip
+    s.add_argument("--mfu", type=float, default=0.4,
+                   help="SPEC: model-FLOPs utilization in (0, 1] (default 0.4)")  # fmt: skip
+    s.add_argument("--set", **setp)
+    s.add_argument("--allow-large", **large)
     s.set_defaults(fn=cmd_plan)
 
     s = sub.add_parser("publish", help="copy run reports into a reports folder with an index")
