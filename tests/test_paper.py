@@ -3,6 +3,7 @@ and each preset validates and trains two steps at batch 2 on the CPU, shrunk by 
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 
@@ -13,11 +14,12 @@ from helpers import SIGMA_D, perturb_, rel_err, small_unet, trigflow_batch
 from PIL import Image
 from torch import nn
 
+from scm_bench.cli import main
 from scm_bench.core.jvp import JVPConfig, RngSnapshot, tangent_of_net
 from scm_bench.core.precision import MixedPrecision
 from scm_bench.metrics.features import INCEPTION_FILE
 from scm_bench.nets import build_net
-from scm_bench.spec import load_trials
+from scm_bench.spec import docs, load_trials
 from scm_bench.spec.bundled import bundled
 from scm_bench.spec.check import preflight
 from scm_bench.train.parallel import World
@@ -72,6 +74,31 @@ def test_block_cond_second_fast_tangent_equals_func_jvp_in_float64():
     assert d_ref.abs().max() > 1e-2 and rel_err(f, f_ref) < 1e-13 and rel_err(d, d_ref) < 1e-12
 
 
+def test_ls_ablations_shows_each_presets_parameters_and_planned_gpu_hours(capsys):
+    assert main(["ls", "ablations"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    assert "[62.9M params; 48 GPU-h on h100 at MFU 0.4]" in rows["paper/cifar10"]
+    assert "[1098M params; 3,574 GPU-h on h100 at MFU 0.4]" in rows["paper/imagenet64_xl"]
+    assert "params" not in rows["quickstart"]
+
+
+def test_a_plan_recorded_for_other_trials_is_reported_outdated(tmp_path, monkeypatch):
+    stale = json.loads(docs.PLANS.read_text())
+    stale["paper/cifar10"]["fingerprint"] = "0" * 12
+    monkeypatch.setattr(docs, "PLANS", tmp_path / "plans.json")
+    docs.PLANS.write_text(json.dumps(stale))
+    note = docs.plan_note("paper/cifar10", docs.preset_plans())
+    assert note == "[plan outdated: scm-bench plan NAME] "
+
+
+@pytest.mark.slow
+def test_recorded_preset_plans_are_current():
+    """ablations/paper/plans.json is what `python -m scm_bench.train.compute_plan` prints."""
+    from scm_bench.train.compute_plan import preset_plans
+
+    assert json.loads(docs.PLANS.read_text()) == preset_plans()
+
+
 def test_lr_decay_is_edm2s_inverse_square_root():
     assert learning_rate(1e-3, 0, 10**6) == 1e-3
     assert learning_rate(1e-3, 100, 50) == 1e-3  # before t_ref: flat
@@ -82,7 +109,7 @@ def test_lr_decay_is_edm2s_inverse_square_root():
 SHRINK = [
     "net.width=8", "net.emb_dim=16", "net.depth=1", "net.heads=1", "train.steps=2",
     "train.batch_size=2", "teacher.steps=2", "teacher.batch_size=2", "eval.n_samples=16",
-    "tangent.warmup_steps=1", "train.precision=float32", "device=cpu",
+    "tangent.warmup_steps=1", "device=cpu",
 ]  # fmt: skip
 SMALL_ZIP = "zip=[{net.width: [8], net.emb_dim: [16], net.heads: [1], net.dropout: [0.1]}]"
 ZIPPED = ("net.width", "net.emb_dim", "net.heads")
@@ -152,8 +179,9 @@ def test_preset_validates_and_trains_two_steps_at_batch_2(preset, local_data, tm
     cifar, images, weights = local_data
     root = cifar if "cifar10" in preset else images
     common = [f"data.root={root}", f"eval.inception={weights}"]
+    small = [] if "cifar10" in preset else ["data.resolution=16"]  # 4 levels: 16, 8, 4, 2
     preflight(load_trials(preset, common).trials, preset)  # the full preset validates
-    shrink = common + SHRINK
+    shrink = common + SHRINK + small
     if preset.endswith("scaling"):  # its zip sets the widths: shrink the zip instead
         shrink = [s for s in shrink if s.split("=")[0] not in ZIPPED] + SCALING
     trials = load_trials(preset, shrink).trials

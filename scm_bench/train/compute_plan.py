@@ -223,3 +223,30 @@ def plan_lines(trials, gpu: str = "h100", mfu: float = 0.4, workers: int = 1) ->
     out.append(f"total: {total:.3g} GPU-hours; peak memory per worker "
                f"{'fits' if fits else 'EXCEEDS'} {device.memory_gib:g} GiB")  # fmt: skip
     return out
+
+
+def preset_plans(gpu: str = "h100", mfu: float = 0.4) -> dict[str, dict]:
+    """For `scm-bench ls ablations`: each paper preset's parameter counts and planned GPU-hours,
+    with the fingerprint of its resolved trials (``spec.docs.fingerprint``)."""
+    from scm_bench.spec import load_trials
+    from scm_bench.spec.bundled import PAPER, bundled
+    from scm_bench.spec.docs import fingerprint
+
+    out = {}
+    for name in (n for n in bundled() if n.startswith(f"{PAPER}/")):
+        loaded = load_trials(name)
+        phases = plan(loaded.trials, gpu, mfu, loaded.spec.resources.workers)
+        out[name] = {
+            "fingerprint": fingerprint(loaded.trials),
+            "params": sorted({net_cost(t.spec).params for t in loaded.trials}),
+            "gpu_hours": round(sum(p.hours for p in phases), 1),
+            "device": gpu,
+            "mfu": mfu,
+        }
+    return out
+
+
+if __name__ == "__main__":  # python -m scm_bench.train.compute_plan > ablations/paper/plans.json
+    import json
+
+    print(json.dumps(preset_plans(), indent=2))
