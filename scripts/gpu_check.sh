@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU self-check of scm-bench: one prepared call on a machine with one GPU that fetches nothing
 # (Python with torch, Triton, numpy, pandas, scipy, statsmodels, seaborn, pytest; no Ray,
-# pydantic, optuna or clean-fid). Under 10 minutes: each step has a time limit (600 s in all).
+# pydantic, optuna or clean-fid). Under 10 minutes: each step has a time limit (595 s in all).
 #
 #     scripts/gpu_wheels.sh          # here, with a network: wheels/ for the missing packages
 #     scripts/gpu_check.sh           # there, from the checkout, wheels/ carried along
@@ -41,11 +41,11 @@ run() {  # run LIMIT_SECONDS CMD...: output to the terminal and $MD; failures re
 has() { python -c "import $1" 2>/dev/null; }
 
 section "Packages"
-if has pydantic && has yaml; then
-    echo "pydantic and PyYAML already installed" | tee -a "$MD"
-elif [ -d wheels ]; then
-    run 60 python -m pip install -q --no-index --find-links wheels --target .gpu_deps \
-        pydantic pyyaml
+if has pydantic && has yaml && has sklearn; then
+    echo "pydantic, PyYAML and scikit-learn already installed" | tee -a "$MD"
+elif [ -d wheels ]; then  # scripts/gpu_wheels.txt: the packages, dependencies listed too
+    run 60 python -m pip install -q --no-index --no-deps --find-links wheels \
+        --target .gpu_deps $(cat scripts/gpu_wheels.txt)
     export PYTHONPATH="$PWD/.gpu_deps:$PYTHONPATH"
 else
     skip "no wheels/ folder and no pydantic: run scripts/gpu_wheels.sh where a network is"
@@ -65,18 +65,22 @@ fi
 has pydantic || { skip "everything below needs pydantic (the spec schema)"; exit 1; }
 
 section "CUDA tests"
-run 120 python -m pytest tests/test_cuda.py tests/test_attention_triton.py -q -rs \
+run 100 python -m pytest tests/test_cuda.py tests/test_attention_triton.py -q -rs \
     -p no:cacheprovider
 
 section "Attention JVP benchmark on CUDA"
 if [ "$DEVICE" = cpu ]; then
     skip "benchmarks/attention_gpu_table.py times CUDA kernels only"
 else
-    run 90 python benchmarks/attention_gpu_table.py --seq-lens 1024 4096 16384
+    run 60 python benchmarks/attention_gpu_table.py --seq-lens 1024 4096 16384
 fi
 
 section "Training-step benchmark on $DEVICE"
-run 60 python benchmarks/step_table.py --device "$DEVICE" --rounds 5
+if has sklearn; then
+    run 45 python benchmarks/step_table.py --device "$DEVICE" --rounds 5
+else
+    skip "benchmarks/step_table.py trains on scikit-learn's digits: no scikit-learn here"
+fi
 
 # Paper presets on synthetic data at a batch one GPU holds (the plan's memory column says
 # why: scm-bench plan paper/cifar10); 40 timed steps per phase after 3 warm-up steps.
@@ -88,9 +92,9 @@ if [ "$DEVICE" = cpu ]; then  # rehearsal: the same calls on nets of width 8, 2 
               --set baseline=null --set "claims=[]" --set net.depth=1)
 fi
 header=--header
-for args in "paper/cifar10 90 train.batch_size=128 teacher.batch_size=128" \
-            "paper/imagenet64_scaling 150 train.batch_size=32 teacher.batch_size=32" \
-            "paper/imagenet64_xl 90 train.batch_size=32 teacher.batch_size=32"; do
+for args in "paper/cifar10 80 train.batch_size=128 teacher.batch_size=128" \
+            "paper/imagenet64_scaling 130 train.batch_size=32 teacher.batch_size=32" \
+            "paper/imagenet64_xl 70 train.batch_size=32 teacher.batch_size=32"; do
     read -r preset limit b1 b2 <<< "$args"
     [ "$DEVICE" = cpu ] && b1=train.batch_size=4 b2=teacher.batch_size=4
     shrink=("${small[@]}")
@@ -103,7 +107,7 @@ done
 section "Quickstart with device: cuda (Ray)"
 if has ray && has optuna; then
     rm -rf /tmp/gpu_check_qs
-    run 60 python -m scm_bench.cli run ablations/quickstart.yaml --set device=cuda \
+    run 50 python -m scm_bench.cli run ablations/quickstart.yaml --set device=cuda \
         --set resources.gpu=0.25 --out /tmp/gpu_check_qs
 else
     skip "no Ray or Optuna here: scm-bench run needs them (pip install -e . on a full machine)"
