@@ -16,8 +16,8 @@
 # 1 if any step failed or ran past its limit.
 #
 # Rehearsal without a GPU (docs/paper-scale.md): GPU_CHECK_DEVICE=cpu scripts/gpu_check.sh runs
-# the same steps on the CPU, the presets shrunk to width 8 and 2 steps, the CUDA-only ones
-# skipped.
+# the same steps on the CPU, the presets shrunk to width 8 and 1 step (3x the time limits), the
+# CUDA-only ones skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout, not an installed copy
@@ -76,8 +76,10 @@ else
 fi
 
 section "Training-step benchmark on $DEVICE"
+rounds=5 scale=1
+[ "$DEVICE" = cpu ] && rounds=1 scale=3  # rehearsal: one round, 3x the time limits
 if has sklearn; then
-    run 45 python benchmarks/step_table.py --device "$DEVICE" --rounds 5
+    run $((45 * scale)) python benchmarks/step_table.py --device "$DEVICE" --rounds "$rounds"
 else
     skip "benchmarks/step_table.py trains on scikit-learn's digits: no scikit-learn here"
 fi
@@ -86,10 +88,12 @@ fi
 # why: scm-bench plan paper/cifar10); 40 timed steps per phase after 3 warm-up steps.
 section "Paper presets on one GPU (synthetic data)"
 steps=40 small=() tiny_zip=()
-if [ "$DEVICE" = cpu ]; then  # rehearsal: the same calls on nets of width 8, 2 steps
-    steps=2 small=(--set net.width=8 --set net.emb_dim=32 --set net.heads=1 --set net.depth=1)
-    tiny_zip=(--set "zip=[{net.width: [8], net.emb_dim: [32], net.heads: [1], net.dropout: [0.0]}]"
-              --set baseline=null --set "claims=[]" --set net.depth=1)
+if [ "$DEVICE" = cpu ]; then  # rehearsal: the same calls, nets of width 8, 1 step
+    steps=1
+    small=(--set net.width=8 --set net.emb_dim=32 --set net.heads=1 --set net.depth=1)
+    tiny_zip=(--set "zip=[{net.width: [8], net.emb_dim: [32], net.heads: [1],"`
+              `" net.dropout: [0.0]}]" --set baseline=null --set "claims=[]" --set net.depth=1
+              --set data.resolution=16)
 fi
 header=--header
 for args in "paper/cifar10 80 train.batch_size=128 teacher.batch_size=128" \
@@ -98,9 +102,10 @@ for args in "paper/cifar10 80 train.batch_size=128 teacher.batch_size=128" \
     read -r preset limit b1 b2 <<< "$args"
     [ "$DEVICE" = cpu ] && b1=train.batch_size=4 b2=teacher.batch_size=4
     shrink=("${small[@]}")
+    [ "$DEVICE" = cpu ] && [ "$preset" != paper/cifar10 ] && shrink+=(--set data.resolution=16)
     [ "$preset" = paper/imagenet64_scaling ] && shrink=("${tiny_zip[@]}")
-    run "$limit" python benchmarks/preset_steps.py "$preset" --device "$DEVICE" --synthetic \
-        --steps "$steps" --set "$b1" --set "$b2" "${shrink[@]}" $header
+    run $((limit * scale)) python benchmarks/preset_steps.py "$preset" --device "$DEVICE" \
+        --synthetic --steps "$steps" --set "$b1" --set "$b2" "${shrink[@]}" $header
     header=
 done
 
