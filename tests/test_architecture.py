@@ -21,7 +21,7 @@ LAYERS = [
     {"train"},
     {"report"},
     {"runner"},
-    {"cli", "cli_verdicts"},
+    {"cli"},
 ]
 RANK = {part: i for i, layer in enumerate(LAYERS) for part in layer}
 

@@ -42,7 +42,7 @@ def unet(spec, shape: tuple[int, ...], cond) -> nn.Module:
     n = spec.net
     return UNet(
         *shape[:2], cond, channel_mult=n.channel_mult, attn_resolutions=n.attn_resolutions,
-        **_image_args(spec, shape),
+        block_cond=n.block_cond, **_image_args(spec, shape),
     )  # fmt: skip
 
 

@@ -30,9 +30,26 @@ are cast back to the input dtype.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 Tensor = torch.Tensor
+
+
+def _no_autocast(fn):
+    """Run ``fn`` with autocast off: it picks its own accumulation dtype, and under autocast
+    (train.precision bfloat16 / float16) torch.bmm would return 16-bit blocks that the float32
+    accumulators' in-place baddbmm_ refuses."""
+
+    @functools.wraps(fn)
+    def inner(q: Tensor, *args, **kwargs):
+        if q.device.type not in ("cpu", "cuda"):  # meta (compute plans): no autocast there
+            return fn(q, *args, **kwargs)
+        with torch.autocast(q.device.type, enabled=False):
+            return fn(q, *args, **kwargs)
+
+    return inner
 
 
 def _acc_dtype(x: Tensor) -> torch.dtype:
@@ -79,6 +96,7 @@ def _operands(q: Tensor, k: Tensor, v: Tensor, tq, tk, tv) -> dict[str, Tensor]:
     }
 
 
+@_no_autocast
 def _flash_forward(q: Tensor, k: Tensor, v: Tensor, block: int, tq=None, tk=None, tv=None):
     """Online-softmax pass: y, lse and (if any tangent is given) t_y, blockwise.
 
@@ -119,6 +137,7 @@ def _flash_forward(q: Tensor, k: Tensor, v: Tensor, block: int, tq=None, tk=None
     return unflat(y), lse.reshape(q.shape[:-1]), unflat(ty)
 
 
+@_no_autocast
 def _flash_tangent(
     q: Tensor, k: Tensor, v: Tensor, y: Tensor, lse: Tensor, block: int, tq=None, tk=None, tv=None
 ) -> tuple[Tensor, Tensor]:
@@ -147,6 +166,7 @@ def _flash_tangent(
     return torch.cat(tys, 1).reshape(q.shape), torch.cat(gs, 1).reshape(q.shape[:-1])
 
 
+@_no_autocast
 def _flash_backward(
     q: Tensor, k: Tensor, v: Tensor, y: Tensor, lse: Tensor, dy: Tensor, dlse, block: int
 ) -> tuple[Tensor, Tensor, Tensor]:

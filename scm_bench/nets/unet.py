@@ -2,21 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
+from scm_bench.core.choices import check
 from scm_bench.nets.attend import attention_jvp
 from scm_bench.nets.embed import CondConfig, Conditioning
-from scm_bench.nets.jvp import Pair, apply_linear_op, conv_jvp, dropout_jvp, silu_jvp
+from scm_bench.nets.jvp import (
+    Pair,
+    apply_linear_op,
+    conv_jvp,
+    dropout_jvp,
+    norm_jvp,
+    silu_jvp,
+)
 from scm_bench.nets.layers import AdaNorm, math_attention
+
+# Which norms of a residual block see the time embedding: both (norm1 and norm2) | second (norm1
+# is a plain GroupNorm; one embedding projection per block, as in DDPM++ and EDM2's blocks).
+BlockCond = Literal["both", "second"]
+
+
+class PlainNorm(nn.Module):
+    """GroupNorm without affine that ignores the embedding (``block_cond: second``'s norm1)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(min(8, channels), channels, affine=False, eps=1e-5)
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)
+
+    def forward_jvp(self, x: torch.Tensor, tx: torch.Tensor, e: torch.Tensor, te: torch.Tensor):
+        return norm_jvp(self.norm, x, tx)
 
 
 class ResBlock(nn.Module):
     """skip(x) + conv(dropout(SiLU(AdaNorm(conv(SiLU(AdaNorm(x, e))), e))))."""
 
-    def __init__(self, cin: int, cout: int, emb_dim: int, adagn: str, dropout: float):
+    def __init__(
+        self, cin: int, cout: int, emb_dim: int, adagn: str, dropout: float, cond_first=True
+    ):
         super().__init__()
-        self.norm1 = AdaNorm(cin, emb_dim, adagn)
+        self.norm1 = AdaNorm(cin, emb_dim, adagn) if cond_first else PlainNorm(cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.norm2 = AdaNorm(cout, emb_dim, adagn)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
@@ -88,12 +118,15 @@ class UNet(nn.Module):
         attn_resolutions: tuple[int, ...] = (4,),
         heads: int = 4,
         attend=math_attention,  # attention op on (B, heads, N, d)
+        block_cond: BlockCond = "both",  # which block norms see the embedding
     ):
         super().__init__()
         emb_dim, adagn, dropout = cond.emb_dim, cond.adagn, cond.dropout
         self.num_classes = cond.num_classes
         self.cond = Conditioning(cond)
-        block = lambda cin, cout: ResBlock(cin, cout, emb_dim, adagn, dropout)
+        check(block_cond, BlockCond, "net.block_cond")
+        first = block_cond == "both"
+        block = lambda cin, cout: ResBlock(cin, cout, emb_dim, adagn, dropout, first)
         attn = lambda ch: AttnBlock(ch, emb_dim, adagn, heads, attend)
         self.conv_in = nn.Conv2d(channels, width, 3, padding=1)
 

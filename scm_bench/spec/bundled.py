@@ -14,12 +14,16 @@ from scm_bench.errors import SpecError, did_you_mean
 from scm_bench.spec.bases import ABLATIONS
 from scm_bench.spec.load import read_yaml
 
+PAPER = "paper"  # ablations/paper/: the paper-scale presets, named paper/<stem>
+
 
 def bundled() -> dict[str, Path]:
-    """Name -> file of every bundled ablation (``ablations/*.yaml``; bases are not listed)."""
+    """Name -> file of every bundled ablation (``ablations/*.yaml``, and the paper-scale presets
+    ``ablations/paper/*.yaml`` as ``paper/<stem>``; bases are not listed)."""
     if not ABLATIONS.is_dir():
         return {}
-    return {p.stem: p for p in sorted(ABLATIONS.glob("*.yaml"))}
+    specs = {p.stem: p for p in sorted(ABLATIONS.glob("*.yaml"))}
+    return specs | {f"{PAPER}/{p.stem}": p for p in sorted((ABLATIONS / PAPER).glob("*.yaml"))}
 
 
 def descriptions() -> list[tuple[str, str]]:
@@ -37,11 +41,11 @@ def descriptions() -> list[tuple[str, str]]:
 def find_spec(spec: str | Path) -> Path:
     """A spec file path as given, or the bundled ablation a bare name (``warmup``) names."""
     path = Path(spec)
+    specs = bundled()
+    if not path.is_file() and str(spec) in specs:
+        return specs[str(spec)]
     if path.is_file() or len(path.parts) != 1 or path.suffix in (".yaml", ".yml"):
         return path  # a path: loading reports a missing file itself
-    specs = bundled()
-    if str(spec) in specs:
-        return specs[str(spec)]
     known = f"bundled: {', '.join(specs)}" if specs else f"no bundled ablations in {ABLATIONS}"
     raise SpecError(
         [f"{spec}: no such spec file and no bundled ablation of that name"

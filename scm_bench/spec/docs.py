@@ -3,12 +3,15 @@ made from the schema and the registries."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from pydantic import BaseModel
 
 from scm_bench.errors import SpecError
 from scm_bench.spec.ablation import AblationSpec, Resources, SearchParam, SearchSpec
 from scm_bench.spec.bases import bundled_bases
-from scm_bench.spec.bundled import descriptions, find_spec
+from scm_bench.spec.bundled import ABLATIONS, PAPER, descriptions, find_spec
 from scm_bench.spec.claims import Claim
 from scm_bench.spec.load import resolve_bases
 from scm_bench.spec.paths import allowed_values, field_docs
@@ -47,7 +50,8 @@ def listing(what: str = "all", spec: str | None = None) -> list[str]:
     if what in ("all", "ablations"):
         lines.append("# ablations (name, description): scm-bench run NAME")
         rows = descriptions() or [("(none)", "bundled specs come with a source checkout")]
-        lines += [f"{name:16s} {desc}" for name, desc in rows]
+        plans = preset_plans()
+        lines += [f"{name:16s} {plan_note(name, plans)}{desc}" for name, desc in rows]
     return lines
 
 
@@ -55,6 +59,38 @@ def _allowed(path: str) -> str:
     """' (allowed: a | b)' for a trial setting with a closed or registered set of values."""
     values = allowed_values(TrialSpec).get(path)
     return f" (allowed: {' | '.join(values)})" if values else ""
+
+
+PLANS = ABLATIONS / PAPER / "plans.json"  # python -m scm_bench.train.compute_plan > PLANS
+
+
+def fingerprint(trials) -> str:
+    """Short hash of a spec's resolved trials: a recorded plan is current while it matches."""
+    blob = " ".join(sorted(t.spec.digest() for t in trials))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def preset_plans() -> dict[str, dict]:
+    """The recorded plans of the paper presets (PLANS), or none."""
+    try:
+        return json.loads(PLANS.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def plan_note(name: str, plans: dict[str, dict]) -> str:
+    """'[62.9M params; 48 GPU-h on h100 at MFU 0.4] ' for a paper preset whose recorded plan
+    matches its trials; a pointer to `scm-bench plan` when it does not; '' for other specs."""
+    if name not in plans:
+        return "[plan: scm-bench plan NAME] " if name.startswith(f"{PAPER}/") else ""
+    from scm_bench.spec import load_trials
+
+    rec = plans[name]
+    if rec.get("fingerprint") != fingerprint(load_trials(name).trials):
+        return "[plan outdated: scm-bench plan NAME] "
+    params = "/".join(f"{p / 1e6:.4g}M" for p in rec["params"])
+    hours = f"{rec['gpu_hours']:,.0f}"
+    return f"[{params} params; {hours} GPU-h on {rec['device']} at MFU {rec['mfu']}] "
 
 
 def _table(rows) -> list[str]:

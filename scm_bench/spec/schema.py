@@ -31,6 +31,7 @@ from scm_bench.nets import Arch
 from scm_bench.nets.attend import AttentionKernel
 from scm_bench.nets.embed import CondConfig, TimeEmbeddingKind, TimeTransform
 from scm_bench.nets.layers import AdaGN
+from scm_bench.nets.unet import BlockCond
 from scm_bench.spec.paths import format_errors, set_dotted
 from scm_bench.spec.sections import (
     MAX_SEED,
@@ -94,6 +95,11 @@ class NetSpec(Section):
         "double",
         description="Adaptive norm: double (pixel-normed scale and shift, paper) | single "
         "(norm(x)(1+s)+b) | scale (norm(x)(1+s)).",
+    )
+    block_cond: BlockCond = Field(
+        "both",
+        description="U-Net: which norms of a residual block see the time embedding: both | "
+        "second (norm1 plain GroupNorm; one embedding projection per block, DDPM++ / EDM2).",
     )
     dropout: StrictFloat = Field(0.0, ge=0, lt=1, description="Dropout probability inside blocks.")
     emb_dim: StrictInt = Field(128, ge=8, description="Width of the time embedding.")
@@ -221,8 +227,13 @@ class TrialSpec(Section):
         """sCT or sCD (a consistency model), not the diffusion teacher."""
         return self.method != "teacher"
 
-    def needs_teacher(self) -> bool:
+    def uses_teacher(self) -> bool:
+        """The student distils a teacher (sCD) or starts from one (student.init: teacher)."""
         return self.method == "scd" or (self.method == "sct" and self.student.init == "teacher")
+
+    def needs_teacher(self) -> bool:
+        """A teacher trial must train first: one is used and none is read from a file."""
+        return self.uses_teacher() and self.teacher.checkpoint is None
 
     def samplers(self) -> tuple[str, ...]:
         """What the trial is evaluated with: a teacher's ODE solver, a student's eval.samplers."""

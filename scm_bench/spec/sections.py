@@ -18,6 +18,8 @@ MAX_SEED = 2**31 - 1  # leaves room for the per-sampler seed offsets (train/eval
 MAX_STEPS = 10_000_000  # optimizer steps of a trial or teacher
 MAX_SAMPLES = 1_000_000  # samples per evaluation or grid (FID's usual 50k is well inside)
 
+TeacherParam = Literal["trigflow", "edm"]  # what a teacher.checkpoint file's network computes
+
 
 class Section(BaseModel):
     """Base for every spec section: unknown keys are errors, values are frozen after validation;
@@ -53,6 +55,12 @@ class TrainSpec(Section):
     steps: StrictInt = Field(400, ge=1, le=MAX_STEPS, description="Optimizer steps.")
     batch_size: StrictInt = Field(256, ge=1, description="Batch size.")
     lr: StrictFloat = Field(1e-3, gt=0, description="Adam learning rate.")
+    lr_decay_steps: StrictInt = Field(
+        0,
+        ge=0,
+        description="0: constant learning rate | t_ref: lr / sqrt(max(step / t_ref, 1)), the "
+        "inverse square root decay of EDM2 (Karras et al. 2024, Eq. 19 without its ramp-up).",
+    )
     beta2: StrictFloat = Field(0.99, gt=0, lt=1, description="Adam beta2.")
     ema_decay: StrictFloat = Field(0.999, ge=0, lt=1, description="EMA decay of weights.")
     log_every: StrictInt = Field(10, ge=1, description="Write a history row every this many steps.")
@@ -68,6 +76,23 @@ class TrainSpec(Section):
 
 
 class TeacherSpec(Section):
+    checkpoint: str | None = Field(
+        None,
+        description="A pretrained teacher read from this file instead of trained: a state dict "
+        "(.safetensors, or a torch file read with weights_only=True) for this trial's net "
+        "(docs/paper-scale.md); steps, lr and batch_size below are then unused.",
+    )
+    parameterization: TeacherParam = Field(
+        "trigflow",
+        description="teacher.checkpoint's network: trigflow (this suite's F) | edm (EDM's raw "
+        "F_theta in D = c_skip x + c_out F_theta(c_in x, ln(sigma)/4); needs "
+        "net.time_transform: edm).",
+    )
+    key_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="teacher.checkpoint: key prefix renames, file prefix -> this net's prefix "
+        "(e.g. {'module.': ''}), the first matching one per key.",
+    )
     steps: StrictInt = Field(1000, ge=1, le=MAX_STEPS, description="Teacher optimizer steps.")
     lr: StrictFloat = Field(2e-3, gt=0, description="Teacher Adam learning rate.")
     batch_size: StrictInt = Field(256, ge=1, description="Teacher batch size.")

@@ -15,6 +15,7 @@ from scm_bench.errors import RunError
 from scm_bench.nets import build_net
 from scm_bench.safe_files import load_checkpoint_or_none
 from scm_bench.spec.schema import TrialSpec
+from scm_bench.train.teacher_file import load_file_teacher
 
 
 def pick_device(choice: str) -> torch.device:
@@ -88,10 +89,13 @@ def build_parts(spec: TrialSpec, teacher_dir: Path | None = None) -> Parts:
     data = load_dataset(spec.data)
     net = build_net(spec, data.shape, data.sigma_d, data.num_classes).to(device)
     teacher = None
-    if spec.needs_teacher():
+    if spec.teacher.checkpoint is not None and spec.uses_teacher():  # a pretrained file
+        teacher = load_file_teacher(spec, data, device)
+    elif spec.needs_teacher():
         if teacher_dir is None:
             raise ValueError("this trial needs a teacher directory")
         teacher = load_teacher(spec, teacher_dir, data, device)
+    if teacher is not None:
         if spec.student.init == "teacher":
             net.load_state_dict(teacher.state_dict())
     ema = make_ema(net)

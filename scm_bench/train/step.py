@@ -45,6 +45,11 @@ def nonfinite_grad(module: torch.nn.Module) -> str | None:
     return None
 
 
+def learning_rate(lr: float, decay_steps: int, step: int) -> float:
+    """lr / sqrt(max(step / t_ref, 1)) (EDM2's inverse square root decay); constant for t_ref 0."""
+    return lr if decay_steps == 0 else lr / max(step / decay_steps, 1.0) ** 0.5
+
+
 def ema_decay(decay: float, step: int) -> float:
     """EMA decay with warmup: min(decay, (1 + step) / (10 + step)), so short runs track the net."""
     return min(decay, (1 + step) / (10 + step))
@@ -119,6 +124,8 @@ def train_step(
     # The update (skipped by the float16 scaler after an overflow), EMA, logged values.
     grads = [p.grad for p in parts.net.parameters() if p.grad is not None]
     values["grad_norm"] = 0.0 if skipped else float(torch.nn.utils.get_total_norm(grads))
+    for group in parts.opt.param_groups:
+        group["lr"] = learning_rate(spec.train.lr, spec.train.lr_decay_steps, step)
     amp.step(parts.opt)
     ema_update(parts.ema, parts.net, ema_decay(spec.train.ema_decay, step))
     if parts.device.type == "cuda":
