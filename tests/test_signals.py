@@ -15,6 +15,7 @@ import pytest
 from conftest import FAST, ROOT
 
 from scm_bench import cli
+from scm_bench.cli import arguments  # where the parser finds each command
 from scm_bench.lock import process_start
 from scm_bench.runner import orphans
 
@@ -114,7 +115,7 @@ def test_a_full_disk_is_one_line_and_exit_1(monkeypatch, capsys):
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/results.csv")
 
-    monkeypatch.setattr(cli, "cmd_ls", full)
+    monkeypatch.setattr(arguments, "cmd_ls", full)
     assert cli.main(["ls"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
@@ -127,7 +128,7 @@ def test_a_full_disk_reported_by_pyarrow_without_errno_is_one_line(monkeypatch, 
     def full(args):
         raise OSError("Error writing bytes to file. Detail: [errno 28] No space left on device")
 
-    monkeypatch.setattr(cli, "cmd_ls", full)
+    monkeypatch.setattr(arguments, "cmd_ls", full)
     assert cli.main(["ls"]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: no space left on the device; finished trials are kept")
@@ -137,7 +138,7 @@ def test_other_os_errors_keep_their_traceback(monkeypatch):
     def broken(args):
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(cli, "cmd_ls", broken)
+    monkeypatch.setattr(arguments, "cmd_ls", broken)
     with pytest.raises(OSError, match="I/O error"):
         cli.main(["ls"])
 
@@ -148,7 +149,7 @@ def test_long_and_many_problems_are_capped(monkeypatch, capsys):
     def many(args):
         raise SpecError([f"spec.yaml: key{i}: unknown {'x' * 1000}" for i in range(5000)])
 
-    monkeypatch.setattr(cli, "cmd_ls", many)
+    monkeypatch.setattr(arguments, "cmd_ls", many)
     assert cli.main(["ls"]) == 2
     err = capsys.readouterr().err
     lines = err.splitlines()

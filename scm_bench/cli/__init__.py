@@ -1,4 +1,4 @@
-"""`scm-bench`: parses the arguments (cli/parser.py), runs one command (cli/commands.py), and
+"""`scm-bench`: parses the arguments (cli/arguments.py), runs one command (cli/commands.py), and
 turns what the user can cause into one line and an exit code (the codes: parser.DESCRIPTION)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 import sys
 import warnings
 
-from scm_bench.cli.parser import parser
+from scm_bench.cli.arguments import parser
 
 __all__ = ["main", "parser"]
 
