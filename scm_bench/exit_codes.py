@@ -32,5 +32,7 @@ def summary_code(statuses: Iterable[str], *, diverged_fails: bool = True) -> int
     ``diverged_fails=False`` treats ``diverged`` as ok, for ablations whose point is to show
     that a configuration diverges.
     """
-    good = {"ok", "diverged"} if not diverged_fails else {"ok"}
+    from scm_bench import rundir  # here: `scm-bench --help` imports this module, not torch
+
+    good = set(rundir.FINISHED) if not diverged_fails else {rundir.OK}
     return OK if all(s in good for s in statuses) else TRIALS_FAILED

@@ -22,7 +22,7 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pandas as pd
 import torch
@@ -38,8 +38,11 @@ from scm_bench.safe_files import (
 log = logging.getLogger("scm_bench")
 
 MODEL_FILE = "model.pt"  # written by train/model.py once a trial finished ok
-FINISHED = ("ok", "diverged")  # outcomes: never redone
-STATUSES = ("ok", "diverged", "failed", "pending")
+# A trial's status, the one vocabulary of result.json, results.csv, the runner and the reports.
+Status = Literal["ok", "diverged", "failed", "pending"]
+OK, DIVERGED, FAILED, PENDING = get_args(Status)  # pending: no outcome yet
+FINISHED: tuple[Status, ...] = (OK, DIVERGED)  # outcomes: never redone
+STATUSES: tuple[Status, ...] = get_args(Status)
 
 HISTORY_FIELDS = {
     "step": "optimizer step (1-based) at the end of the logged window",
@@ -177,7 +180,7 @@ def trial_row(
     row = {"trial_id": trial_id, "variant": variant, "seed": seed, "method": method, **axes}
     result = trial_outcome(trial_dir, set_aside)
     if result is None:
-        return row | {"status": "pending"}
+        return row | {"status": PENDING}
     row.update({k: v for k, v in result.items() if k != "metrics" and not isinstance(v, dict)})
     row.update(result.get("metrics") or {})
     return row

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from scm_bench import rundir
 from scm_bench.metrics.registry import Metric, register
 from scm_bench.rundir import T_BINS
 
@@ -54,7 +55,7 @@ def divergence(rows: list[dict], result: Mapping) -> dict[str, float]:
     Training stops at the first non-finite loss or gradient, so the stopping step counts as
     one non-finite step, plus any logged row whose loss or grad norm is non-finite.
     """
-    diverged = result.get("status") == "diverged"
+    diverged = result.get("status") == rundir.DIVERGED
     step = result.get("diverged_step")
     bad_rows = sum(not _finite_row(r, ("loss", "grad_norm")) for r in rows)
     return {

@@ -11,6 +11,7 @@ import math
 import pandas as pd
 from markupsafe import Markup, escape
 
+from scm_bench import rundir
 from scm_bench.metrics import FLOOR, UNIFORM
 from scm_bench.report.table import KIND_ORDER, MetricInfo
 from scm_bench.spec.expand import yaml_text
@@ -93,7 +94,7 @@ def display_tables(
     for _, r in table.iterrows():
         rate = f"{num(100 * r['diverged_rate'], '.0f')}% ({r['diverged']})"
         rate = rate if math.isfinite(r["diverged_rate"]) else "–"
-        counts = f"{r['ok']} / {r['trials']}"
+        counts = f"{r[rundir.OK]} / {r['trials']}"
         cells = [metric_cell(r, i, html, (r["variant"], i.column) in tested) for i in sample]
         rows.append([variant_cell(r, html), counts, rate] + cells)
     for ref, title in REFERENCE_TITLES.items():
@@ -171,7 +172,7 @@ def markdown_failures(rows: list[dict]) -> str:
 
 def failures(results: pd.DataFrame) -> list[dict]:
     """Failed and diverged trials: where (step, what went non-finite) and why (error)."""
-    bad = results[results["status"].isin(["failed", "diverged"])]
+    bad = results[results["status"].isin([rundir.FAILED, rundir.DIVERGED])]
     rows = []
     for _, r in bad.iterrows():
         error = r["error"] if isinstance(r["error"], str) else ""

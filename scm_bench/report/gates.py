@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from scm_bench import metrics
+from scm_bench import metrics, rundir
 from scm_bench.report.pairs import contrast_cells, matching_variants
 from scm_bench.spec.claims import DIVERGED, Claim
 from scm_bench.spec.gates import Gate
@@ -22,7 +22,9 @@ from scm_bench.spec.gates import Gate
 def _mean(rows: pd.DataFrame, column: str) -> float:
     if column not in rows:
         return math.nan
-    v = pd.to_numeric(rows.loc[rows["status"] == "ok", column], errors="coerce").to_numpy(float)
+    v = pd.to_numeric(rows.loc[rows["status"] == rundir.OK, column], errors="coerce").to_numpy(
+        float
+    )
     v = v[np.isfinite(v)]
     return float(v.mean()) if len(v) else math.nan
 
@@ -35,7 +37,7 @@ def _better(value: float, reference: float, column: str) -> bool:
 
 def _reference(df: pd.DataFrame, column: str, row: str) -> float:
     """The uniform (or teacher) value of a sample-metric column: ``<base>_<row>``."""
-    return _mean(df.assign(status="ok"), f"{metrics.base_name(column)}_{row}")
+    return _mean(df.assign(status=rundir.OK), f"{metrics.base_name(column)}_{row}")
 
 
 def beats_uniform(df: pd.DataFrame, rows: pd.DataFrame, label: str, column: str) -> str:
@@ -53,7 +55,7 @@ def check_gate(df: pd.DataFrame, gate: Gate, claim: Claim) -> str:
         return f"gate variant {gate.variant} selects {len(label)} variants"
     rows = df[df["variant"].astype(str) == label[0]]
     if gate.check == "finite":
-        k = int((rows["status"] == "diverged").sum())
+        k = int((rows["status"] == rundir.DIVERGED).sum())
         return f"{label[0]} diverged in {k} of {len(rows)} trials" if k else ""
     if gate.check == "beats_uniform":
         return beats_uniform(df, rows, label[0], gate.metric)

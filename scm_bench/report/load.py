@@ -97,7 +97,7 @@ def _row_from_result(trial: dict, trial_dir: Path) -> dict:
 def _status(run_dir: Path, trial_id: str) -> str:
     """A trial's status from its result.json; 'pending' while it has none."""
     result = rundir.trial_outcome(run_dir / "trials" / trial_id, set_aside=False)
-    return str(result.get("status", "pending")) if result else "pending"
+    return str(result.get("status", rundir.PENDING)) if result else rundir.PENDING
 
 
 def listing(ids: list[str], limit: int = 12) -> str:
@@ -222,10 +222,10 @@ def load_run(run_dir: Path) -> Run:
     results = results.sort_values(["_rank", "seed", "trial_id"], kind="stable")
     results = results.drop(columns="_rank").reset_index(drop=True)
 
-    pending = results.loc[results["status"] == "pending", "trial_id"].tolist()
+    pending = results.loc[results["status"] == rundir.PENDING, "trial_id"].tolist()
     if pending:
         missing.append(f"{len(pending)} trial(s) pending (no outcome yet): {listing(pending)}.")
-    started = results.loc[results["status"].isin(["ok", "diverged"]), "trial_id"]
+    started = results.loc[results["status"].isin(rundir.FINISHED), "trial_id"]
     no_history = [t for t in started if not (run_dir / "trials" / t / "history.jsonl").exists()]
     if no_history:
         missing.append(f"No `history.jsonl` (no training curves) for: {listing(no_history)}.")
@@ -249,7 +249,7 @@ def load_histories(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """
     curves, tbins = [], []
     key_cols = ["trial_id", "variant", "seed"]
-    started = run.results[run.results["status"].isin(["ok", "diverged"])]
+    started = run.results[run.results["status"].isin(rundir.FINISHED)]
     for _, trial in started.iterrows():
         key = {"trial_id": trial["trial_id"], "variant": trial["variant"], "seed": trial["seed"]}
         for row in rundir.read_history(run.trial_dir(trial["trial_id"]) / "history.jsonl"):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from scm_bench import metrics
-from scm_bench.rundir import FINISHED  # outcomes whose history and probes exist
+from scm_bench.rundir import FINISHED, OK  # FINISHED: outcomes whose history and probes exist
 from scm_bench.spec.claims import DIVERGED, Claim
 
 LOG_KINDS = ("sample", "ratio", "cost")  # registered kinds whose metrics are positive quantities
@@ -88,7 +88,7 @@ def _by_seed(rows: pd.DataFrame, claim: Claim, role: str) -> pd.Series:
     (and unregistered columns), finished ones (ok or diverged) for stability, probe and cost
     metrics, which a diverged trial has too."""
     m = metrics.REGISTRY.get(metrics.base_name(claim.metric))
-    statuses = FINISHED if m is not None and m.kind not in ("sample", "ratio") else ("ok",)
+    statuses = FINISHED if m is not None and m.kind not in ("sample", "ratio") else (OK,)
     ok = rows[rows["status"].isin(statuses)]
     if ok["seed"].duplicated().any():
         raise ValueError(f"claim {claim.name!r}: {role} has several finished trials per seed")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scm_bench import rundir
 from scm_bench.errors import ModelError
 from scm_bench.spec.plugins import load_run_plugins
 from scm_bench.train.grids import save_samples
@@ -53,7 +54,7 @@ def find_trial(
         if not isinstance(row.get("teacher_dir"), str):
             raise ModelError(f"{row['trial_id']}: this trial has no teacher")
         return Path(row["teacher_dir"])
-    if row["status"] != "ok":
+    if row["status"] != rundir.OK:
         raise ModelError(f"{row['trial_id']}: status {row['status']}, no trained model")
     trial_dir = run_dir / "trials" / str(row["trial_id"])
     if not trial_dir.is_dir():  # a search proposal: trials/search-<digest of its spec>

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scm_bench import rundir
 from scm_bench.report.load import Run
 
 GRID = re.compile(r"^samples_(?P<sampler>.+)\.png$")
@@ -49,7 +50,7 @@ def collect_grids(run: Run, out_dir: Path) -> tuple[list[dict], list[str]]:
     """
     entries, notes = [], []
     for index, variant in enumerate(run.variants):
-        ok = run.results[(run.results["variant"] == variant) & (run.results["status"] == "ok")]
+        ok = run.results[(run.results["variant"] == variant) & (run.results["status"] == rundir.OK)]
         if ok.empty:
             notes.append(f"No sample grids for `{variant}`: no trial finished ok.")
             continue

@@ -16,6 +16,7 @@ from statsmodels.duration.survfunc import survdiff
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize
 
+from scm_bench import rundir
 from scm_bench.report.pairs import variant_rows
 from scm_bench.report.stats import ALPHA, POWER, Verdict
 from scm_bench.spec.claims import DIVERGED, Claim
@@ -31,8 +32,8 @@ def events(df: pd.DataFrame, claim: Claim) -> pd.DataFrame:
     parts = []
     for treated, role in ((1, "variant"), (0, "baseline")):
         rows = variant_rows(df, claim, role)
-        done = rows[rows["status"].isin(["ok", "diverged"])]
-        event = (done["status"] == "diverged").astype(int).to_numpy()
+        done = rows[rows["status"].isin(rundir.FINISHED)]
+        event = (done["status"] == rundir.DIVERGED).astype(int).to_numpy()
         time = np.where(event == 1, _column(done, "diverged_step"), _column(done, "steps_done"))
         parts.append(pd.DataFrame({"seed": done["seed"].to_numpy(), "treated": treated,
                                    "time": time, "event": event}))  # fmt: skip

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scm_bench import metrics
+from scm_bench import metrics, rundir
 from scm_bench.report.load import ID_COLUMNS, Run
 from scm_bench.report.stats import seed_summary
 
@@ -26,7 +26,7 @@ EVALSD = "_" + metrics.EVALSD
 # Trials whose values enter a metric: stability metrics describe diverged trials too (their
 # histories were measured, e.g. `diverged` averages to the divergence rate); every other kind
 # counts ok trials only. Failed trials never count.
-COUNTED = {"stability": ("ok", "diverged")}
+COUNTED = {"stability": rundir.FINISHED}
 STATS = ("value", "mean", "ci_low", "ci_high", "n", "sd", "evalsd", "diff", "best")
 
 
@@ -43,7 +43,7 @@ class MetricInfo:
     @property
     def counted(self) -> tuple[str, ...]:
         """Statuses of the trials whose values enter this metric."""
-        return COUNTED.get(self.kind, ("ok",))
+        return COUNTED.get(self.kind, (rundir.OK,))
 
     @property
     def arrow(self) -> str:
@@ -118,11 +118,11 @@ def status_counts(run: Run) -> pd.DataFrame:
     rows = []
     for v in run.variants:
         s = res.loc[res["variant"] == v, "status"]
-        counts = {k: int((s == k).sum()) for k in ("ok", "diverged", "failed", "pending")}
-        finished = counts["ok"] + counts["diverged"] + counts["failed"]
-        rate = counts["diverged"] / finished if finished else math.nan
+        counts = {k: int((s == k).sum()) for k in rundir.STATUSES}
+        finished = counts[rundir.OK] + counts[rundir.DIVERGED] + counts[rundir.FAILED]
+        rate = counts[rundir.DIVERGED] / finished if finished else math.nan
         rows.append({"variant": v, "trials": len(s), **counts, "diverged_rate": rate})
-    columns = ["variant", "trials", "ok", "diverged", "failed", "pending", "diverged_rate"]
+    columns = ["variant", "trials", *rundir.STATUSES, "diverged_rate"]
     return pd.DataFrame(rows, columns=columns).astype({"variant": object})
 
 
@@ -188,7 +188,7 @@ def long_table(run: Run, table: pd.DataFrame, infos: list[MetricInfo]) -> pd.Dat
     rows = []
     for _, r in table.iterrows():
         key = {"variant": r["variant"], "baseline": bool(r["baseline"])}
-        for name in ("trials", "ok", "diverged", "failed", "pending", "diverged_rate"):
+        for name in ("trials", *rundir.STATUSES, "diverged_rate"):
             column = name if name == "diverged_rate" else f"n_{name}"  # `diverged` is a metric
             rows.append(key | {"column": column, "metric": column, "kind": "status",
                                "value": r[name]})  # fmt: skip

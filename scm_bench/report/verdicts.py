@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
+from scm_bench import rundir
 from scm_bench.report import confirm
 from scm_bench.report.decide import evaluate_claims, family_p
 from scm_bench.report.gates import gate_failures
@@ -72,7 +73,7 @@ def _noise(df: pd.DataFrame, claim: Claim) -> tuple[float, float]:
     sd = float(d.std(ddof=1)) if len(d) >= 2 else NAN
     rel = []
     for _, _, rows in cells:
-        rows = rows[rows["status"] == "ok"]
+        rows = rows[rows["status"] == rundir.OK]
         if claim.metric + EVALSD in rows:
             sd_eval = pd.to_numeric(rows[claim.metric + EVALSD], errors="coerce")
             rel += list(sd_eval / pd.to_numeric(rows[claim.metric], errors="coerce").abs())

@@ -19,6 +19,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup, escape
 
+from scm_bench import rundir
 from scm_bench.errors import RunError
 from scm_bench.report import figures as fig
 from scm_bench.report import format as fmt
@@ -90,7 +91,7 @@ def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Pa
     made, notes = [], []
     curves, tbins = load_histories(run)
     res = run.results
-    diverged = res[(res["status"] == "diverged") & res["diverged_step"].notna()]
+    diverged = res[(res["status"] == rundir.DIVERGED) & res["diverged_step"].notna()]
     path = fig.curves_figure(curves, run.variants, diverged, out / "curves.png")
     made.append(("Training curves (mean ± sd over seeds; dotted: divergence)", path))
     path = fig.eval_curve_figure(curves, run.variants, out / "eval_curves.png")

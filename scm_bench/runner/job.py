@@ -120,7 +120,7 @@ def train_and_report(
 
     result = train_trial(spec, trial_dir, tdir, on_log, crash_at)
     if main:
-        live.export(reporting.live_id, {"diverged": float(result["status"] == "diverged")})
+        live.export(reporting.live_id, {"diverged": float(result["status"] == rundir.DIVERGED)})
         result["ran_on"] = ran_on(trial_dir)
         rundir.write_json(Path(trial_dir) / "result.json", result)
     final = tune.Checkpoint.from_directory(str(trial_dir)) if main else None

@@ -11,6 +11,8 @@ import ray
 from ray import tune
 from ray.util.queue import Empty, Queue
 
+from scm_bench import rundir
+
 
 def fmt_seconds(s: float) -> str:
     s = int(round(s))
@@ -55,7 +57,9 @@ class Progress(tune.Callback):
         took = self._finish(trial)
         self.done += 1
         res = trial.last_result or {}
-        self._line(f"{self._name(trial, res)}: {res.get('status', 'ok')} in {fmt_seconds(took)}")
+        self._line(
+            f"{self._name(trial, res)}: {res.get('status', rundir.OK)} in {fmt_seconds(took)}"
+        )
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         """A crashed trial that Tune restarts: it starts again, so it is not running twice."""

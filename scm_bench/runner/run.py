@@ -9,7 +9,6 @@ No early-stopping scheduler is used (it would bias seed averages).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,38 +36,10 @@ from scm_bench.runner.search import search_rows, tune_search
 from scm_bench.runner.storage import Storage, publish_teacher
 from scm_bench.runner.teachers import claim_teachers, wait_for_teachers
 from scm_bench.runner.trainable import Job, crash_hook, teacher_dir
-from scm_bench.runner.tuner import fit
+from scm_bench.runner.tuner import fit, tune_dirname, tune_env, tune_trialname
 from scm_bench.runner.workers import max_trials
 from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.spec.check import preflight
-
-# Tune's console tables and TensorBoard hints would drown the progress lines; legacy output at
-# verbose=0 prints nothing, and Progress reports instead. Ctrl-C must reach the CLI (exit 130,
-# "re-run to resume"), not Tune's own handler (which exits 0 and suggests Tuner.restore).
-TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
-
-
-@contextlib.contextmanager
-def tune_env():
-    """TUNE_ENV (where the user has not set them) while the run drives Tune; the process's
-    environment as it was afterwards (importing the runner changes nothing)."""
-    added = {k: v for k, v in TUNE_ENV.items() if k not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for k in added:
-            os.environ.pop(k, None)
-
-
-def tune_dirname(trial) -> str:
-    """Tune's folder for a trial: the scm-bench trial id, not a dump of its config."""
-    return f"{trial.config['trial_id']}-{trial.trial_id}"[:150]
-
-
-def tune_trialname(trial) -> str:
-    """A trial's name in Tune, TensorBoard, W&B and MLflow: the scm-bench trial id."""
-    return trial.config["trial_id"]
 
 
 def tune_jobs(jobs: list[Job], phase: str, req: RunRequest, echo) -> None:
@@ -104,10 +75,11 @@ def student_job(t: Trial, req: RunRequest) -> Job | None:
     trial_dir.mkdir(parents=True, exist_ok=True)
     tdir = teacher_dir(t.spec, req.teacher_cache)
     teacher = rundir.trial_outcome(tdir) if tdir else None
-    if tdir and (teacher is None or teacher["status"] != "ok"):
+    if tdir and (teacher is None or teacher["status"] != rundir.OK):
         why = teacher["status"] if teacher else "missing"
         rundir.write_json(
-            trial_dir / "result.json", {"status": "failed", "error": f"teacher {tdir.name} {why}"}
+            trial_dir / "result.json",
+            {"status": rundir.FAILED, "error": f"teacher {tdir.name} {why}"},
         )
         return None
     if tdir:
@@ -291,7 +263,7 @@ def finish(
     for _, row in df[~df["status"].isin(rundir.FINISHED)].iterrows():
         why = row.get("error")
         echo(f"  {row['trial_id']}: {row['status']}" + (f": {why}" if isinstance(why, str) else ""))
-    for _, row in df[df["status"] == "diverged"].iterrows():
+    for _, row in df[df["status"] == rundir.DIVERGED].iterrows():
         echo(
             f"  {row['trial_id']}: diverged at step {row['diverged_step']}: {row['diverged_what']}"
         )

@@ -73,7 +73,7 @@ def teacher_of(job: Job, spec: TrialSpec) -> Path | None:
         job.storage, teacher_id(spec), lambda folder: run_job(job, teacher, folder, None, None)
     )
     outcome = rundir.trial_outcome(tdir)
-    if outcome is None or outcome["status"] != "ok":
+    if outcome is None or outcome["status"] != rundir.OK:
         raise RuntimeError(f"teacher {tdir.name} {outcome['status'] if outcome else 'missing'}")
     return tdir
 

@@ -5,6 +5,7 @@ storage: each checkpoint a trial reports is assembled into its folder of the run
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -121,5 +122,34 @@ def record_failure(dest: Path, error: BaseException, echo) -> None:
     err = "".join(traceback.format_exception_only(type(error), error)).strip()
     (dest / "error.txt").write_text(str(error))
     reason = err.splitlines()[-1][:500]
-    rundir.write_json(dest / "result.json", {"status": "failed", "error": reason})
+    rundir.write_json(dest / "result.json", {"status": rundir.FAILED, "error": reason})
     echo(f"  {dest.name}: failed: {reason} (traceback: {dest / 'error.txt'})")
+
+
+# Tune's console tables and TensorBoard hints would drown the progress lines; legacy output at
+# verbose=0 prints nothing, and Progress reports instead. Ctrl-C must reach the CLI (exit 130,
+# "re-run to resume"), not Tune's own handler (which exits 0 and suggests Tuner.restore).
+TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
+
+
+@contextmanager
+def tune_env():
+    """TUNE_ENV (where the user has not set them) while the run drives Tune; the process's
+    environment as it was afterwards (importing the runner changes nothing)."""
+    added = {k: v for k, v in TUNE_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+def tune_dirname(trial) -> str:
+    """Tune's folder for a trial: the scm-bench trial id, not a dump of its config."""
+    return f"{trial.config['trial_id']}-{trial.trial_id}"[:150]
+
+
+def tune_trialname(trial) -> str:
+    """A trial's name in Tune, TensorBoard, W&B and MLflow: the scm-bench trial id."""
+    return trial.config["trial_id"]

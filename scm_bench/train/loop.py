@@ -153,7 +153,7 @@ def train_trial(
         step = restore(parts, ckpt, gen, window, amp)
     rundir.truncate_history(hist_path, step)
     clock.lap("setup")  # data, nets, the teacher's weights, the checkpoint
-    result = {"status": "ok", "steps_done": step, "diverged_step": None, "diverged_what": None}
+    result = {"status": rundir.OK, "steps_done": step, "diverged_step": None, "diverged_what": None}
 
     # Training steps (matched probes at eval.probe_steps, 0: the initial weights).
     matched = spec.eval.probe_steps if spec.eval.probe and world.main else ()
@@ -166,7 +166,7 @@ def train_trial(
             raise RuntimeError(f"injected crash at step {step}")
         values, diag, bad = train_step(parts, draw_inputs(parts, gen, world), step, world, amp)
         if bad is not None:
-            result.update(status="diverged", diverged_step=step, diverged_what=bad)
+            result.update(status=rundir.DIVERGED, diverged_step=step, diverged_what=bad)
             break
         window.add(values, diag)
         probe_at(parts, matched, step, out_dir)
@@ -184,11 +184,11 @@ def train_trial(
             rundir.save_checkpoint(ckpt_path, state_of(parts, step, gen, window, amp))
         if row is not None and on_log is not None:
             on_log(row)
-    result["steps_done"] = step if result["status"] == "ok" else step - 1
+    result["steps_done"] = step if result["status"] == rundir.OK else step - 1
     clock.lap("train")  # the steps, with their logging and checkpoints
 
     # Evaluation of a finished trial.
-    if result["status"] == "ok" and world.main:  # rank 0 evaluates for all workers
+    if result["status"] == rundir.OK and world.main:  # rank 0 evaluates for all workers
         result["metrics"] = evaluate(parts, out_dir)
         export_model(parts, out_dir / rundir.MODEL_FILE)  # the sampling net: load_model()
     clock.lap("evaluate")  # samples, sample metrics, grids, the exported model

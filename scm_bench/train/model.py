@@ -145,7 +145,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Model:
     if path.is_dir():
         if not (path / rundir.MODEL_FILE).is_file():
             outcome = rundir.trial_outcome(path)
-            if outcome and outcome.get("status") == "ok" and (path / "checkpoint.pt").is_file():
+            if (
+                outcome
+                and outcome.get("status") == rundir.OK
+                and (path / "checkpoint.pt").is_file()
+            ):
                 return from_checkpoint(path).to(device)
             why = f"status {outcome['status']}" if outcome else "no finished trial there"
             raise ModelError(f"{path}: no {rundir.MODEL_FILE} ({why})")
