@@ -199,8 +199,9 @@ def load_run(run_dir: Path) -> Run:
     lacking = [c for c in absent if c not in OUTCOME_DETAILS]
     if lacking and csv.exists():
         missing.append(f"`results.csv` has no column {', '.join(f'`{c}`' for c in lacking)}.")
-    for col in absent:
-        results[col] = None
+    if absent:  # one concat, not one insert per column (pandas warns of a fragmented frame)
+        empty = pd.DataFrame(dict.fromkeys(absent), index=results.index, dtype=object)
+        results = pd.concat([results, empty], axis=1)
     results["trial_id"] = results["trial_id"].astype(str)
     no_status = results["status"].isna()
     results.loc[no_status, "status"] = [_status(run_dir, t) for t in results["trial_id"][no_status]]
@@ -218,6 +219,7 @@ def load_run(run_dir: Path) -> Run:
     order += sorted(set(results["variant"]) - set(order))
     variants = [v for v in order if v in set(results["variant"])]
     rank = {v: i for i, v in enumerate(variants)}
+    results = results.copy()  # one block per dtype again after the column-wise fixes above
     results = results.assign(_rank=results["variant"].map(rank))
     results = results.sort_values(["_rank", "seed", "trial_id"], kind="stable")
     results = results.drop(columns="_rank").reset_index(drop=True)
