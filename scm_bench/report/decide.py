@@ -39,19 +39,20 @@ def decide(v: Verdict, p_decide: float) -> str:
     return "reproduced" if v.agrees else "contradicted"
 
 
-def _pct(x: float) -> str:
-    return "–" if not math.isfinite(x) else f"{100 * x:+.3g}%"
+def pct(x: float, sign: bool = True) -> str:
+    """0.123 -> '+12.3%'; NaN -> '–'."""
+    return "–" if not math.isfinite(x) else f"{100 * x:{'+' if sign else ''}.3g}%"
 
 
 def summary(v: Verdict, claim: Claim) -> str:
     """One line for a report: the effect, its interval, the test, the decisive p, the verdict."""
     level = f"{v.confidence:.0%} CI"
     if v.diverged is not None:
-        what = ("diverged {}/{} vs {}/{}".format(*v.diverged) + f" (rate {_pct(v.effect)}, 95% "
-                f"CI {_pct(v.ci_low)} to {_pct(v.ci_high)}), {v.test}")  # fmt: skip
+        what = ("diverged {}/{} vs {}/{}".format(*v.diverged) + f" (rate {pct(v.effect)}, 95% "
+                f"CI {pct(v.ci_low)} to {pct(v.ci_high)}), {v.test}")  # fmt: skip
     else:
-        what = (f"{claim.metric} {_pct(v.rel_effect)} ({level} {_pct(v.rel_low)} to "
-                f"{_pct(v.rel_high)}), n={v.n} seed pairs, {v.test}")  # fmt: skip
+        what = (f"{claim.metric} {pct(v.rel_effect)} ({level} {pct(v.rel_low)} to "
+                f"{pct(v.rel_high)}), n={v.n} seed pairs, {v.test}")  # fmt: skip
     if v.kind == "equivalence":
         what += f"; margin -{100 * claim.margin:g}% to +{100 * claim.margin:g}%"
     p_text = f"p_holm={v.p_holm:.2g}" if v.primary else f"p={family_p(v):.2g} (descriptive)"
@@ -60,7 +61,7 @@ def summary(v: Verdict, claim: Claim) -> str:
         line += f" ({v.gate})"
     if v.verdict == "inconclusive":
         seeds = "no registered effect" if math.isnan(v.seeds_needed) else f"{v.seeds_needed:g}"
-        line += (f"; detectable {_pct(v.detectable)} at alpha {v.alpha_power:.2g}, seeds "
+        line += (f"; detectable {pct(v.detectable)} at alpha {v.alpha_power:.2g}, seeds "
                  f"needed for the registered effect: {seeds}")  # fmt: skip
     return line
 

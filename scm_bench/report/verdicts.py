@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from scm_bench import rundir
 from scm_bench.report import confirm
-from scm_bench.report.decide import evaluate_claims, family_p
+from scm_bench.report.decide import evaluate_claims, family_p, pct
 from scm_bench.report.gates import gate_failures
 from scm_bench.report.load import Run
 from scm_bench.report.pairs import contrast_cells, paired_differences
@@ -106,11 +106,6 @@ def judge(run: Run, alpha_power: float | None = None) -> tuple[list[Judged], lis
     judged = [Judged(c, verdicts.get(i), problems.get(i, ""), *found.get(i, (NAN, NAN, None)),
                      design=design, design_why=why) for i, c in enumerate(claims)]  # fmt: skip
     return judged, notes + gate_notes
-
-
-def pct(x: float, sign: bool = True) -> str:
-    """0.123 -> '+12.3%'; NaN -> '–'."""
-    return "–" if not math.isfinite(x) else f"{100 * x:{'+' if sign else ''}.3g}%"
 
 
 def effect_text(v: Verdict) -> str:
