@@ -46,6 +46,23 @@ def test_a_re_run_with_other_seeds_is_refused(tmp_path):
         check_same_experiment(spec2, trials2, tmp_path)
 
 
+TUNE = ROOT / "ablations" / "tune_tangent.yaml"
+
+
+def test_a_search_re_run_continues_with_more_proposals_but_not_with_other_settings(tmp_path):
+    """A search folder is one study: more proposals (search.num_samples) continue it; another
+    base setting or search space is refused like a grid's changed setting."""
+    loaded = load_trials(TUNE, [*FAST, "search.num_samples=2"])
+    write_plan(loaded.spec, loaded.trials, tmp_path)
+    more = load_trials(TUNE, [*FAST, "search.num_samples=3"])
+    check_same_experiment(more.spec, more.trials, tmp_path)  # continues the study
+    other = load_trials(TUNE, [*FAST, "search.num_samples=2", "train.steps=21"])
+    with pytest.raises(RunError) as info:
+        check_same_experiment(other.spec, other.trials, tmp_path)
+    (line,) = info.value.lines
+    assert "trial.train.steps: 20 -> 21" in line and "one experiment" in line
+
+
 def test_spec_yaml_records_the_set_overrides_the_trials_ran_with(tmp_path):
     spec, trials = planned(tmp_path, ["train.steps=7", "net.width=24"])
     write_plan(spec, trials, tmp_path)

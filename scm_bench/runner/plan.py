@@ -17,8 +17,8 @@ import yaml
 
 from scm_bench import rundir
 from scm_bench.errors import RunError
-from scm_bench.safe_files import atomic_write_text, read_json_or_none
-from scm_bench.safe_yaml import excerpt
+from scm_bench.safe_files import atomic_write_text, read_json_or_none, read_text_bounded
+from scm_bench.safe_yaml import YamlLoadError, excerpt, load_yaml
 from scm_bench.spec import AblationSpec, Trial, TrialSpec
 from scm_bench.train.provenance import package_commit
 
@@ -71,22 +71,52 @@ def resolved_spec(spec: AblationSpec, trials: list[Trial]) -> dict:
 
 
 def check_same_experiment(spec: AblationSpec, trials: list[Trial], out_dir: Path) -> None:
-    """A one-line RunError when ``out_dir`` already holds trials other than ``trials``."""
+    """A one-line RunError when ``out_dir`` already holds trials other than ``trials`` (for a
+    search: another base trial, metric or search space; more proposals continue the study)."""
+    if spec.search is not None:
+        return _check_same_search(spec, trials, out_dir)
     before, _ = read_json_or_none(out_dir / "trials.json", expect=list)
-    if not before or spec.search is not None:
+    if not before:
         return
     old_ids = {r.get("trial_id") for r in before if isinstance(r, dict)}
     if old_ids == {t.trial_id for t in trials}:
         return
     old = flat((before[0] or {}).get("spec") or {}) if isinstance(before[0], dict) else {}
     new = flat(trials[0].spec.model_dump(mode="json"))
-    skip = varied(spec)
+    what = _differences(old, new, varied(spec))
+    _refuse(out_dir, what or f"axes or seeds: {len(old_ids)} trials there, {len(trials)} now")
+
+
+def _search_design(data: dict) -> dict[str, Any]:
+    """What fixes a search's experiment in its spec.yaml data: the shared trial settings and
+    the search but for its number of proposals."""
+    search = {k: v for k, v in (data.get("search") or {}).items() if k != "num_samples"}
+    return flat({"trial": data.get("trial") or {}, "search": search})
+
+
+def _check_same_search(spec: AblationSpec, trials: list[Trial], out_dir: Path) -> None:
+    try:
+        text = read_text_bounded(out_dir / "spec.yaml", str(out_dir / "spec.yaml"))
+        before = load_yaml(text, str(out_dir / "spec.yaml"))
+    except (OSError, UnicodeDecodeError, YamlLoadError):
+        return  # no plan yet (or a damaged one: write_plan replaces it)
+    if not isinstance(before, dict) or before.get("search") is None:
+        return
+    old, new = _search_design(before), _search_design(resolved_spec(spec, trials))
+    what = _differences(old, new, set())
+    if what:
+        _refuse(out_dir, what)
+
+
+def _differences(old: dict, new: dict, skip: set[str]) -> str:
+    """'path: old -> new; ...' for the first SHOWN differing settings, '' when none differ."""
     paths = sorted(k for k in set(old) | set(new) if k not in skip and old.get(k) != new.get(k))
     diffs = [f"{k}: {excerpt(old.get(k), 30)} -> {excerpt(new.get(k), 30)}" for k in paths]
     more = f"; and {len(diffs) - SHOWN} more" if len(diffs) > SHOWN else ""
-    what = "; ".join(diffs[:SHOWN]) + more
-    if not diffs:
-        what = f"axes or seeds: {len(old_ids)} trials there, {len(trials)} now"
+    return "; ".join(diffs[:SHOWN]) + more
+
+
+def _refuse(out_dir: Path, what: str) -> None:
     raise RunError(
         f"--out {out_dir}: holds a run of other settings ({what}); one experiment per folder: "
         "give a new --out, or re-run with the folder's settings to resume"
