@@ -13,7 +13,8 @@ from unittest import mock
 
 import pandas as pd
 import pytest
-from conftest import QUICK, ROOT
+from conftest import FAST, QUICK, ROOT
+from faults import crashing_spec
 from waits import read_until, wait_until
 
 from scm_bench import safe_yaml
@@ -241,12 +242,26 @@ def test_exit_codes_interrupt_gives_130_and_says_how_to_resume(ray_cluster, tmp_
     assert not (run_dir / ".lock").exists()
 
 
-def test_a_run_with_a_failed_trial_exits_1(ray_cluster, tmp_path, monkeypatch):
-    monkeypatch.setenv("SCM_BENCH_CRASH", "mode=raw-s0:1")
-    args = _driver(tmp_path / "run", tmp_path / "t", ray_cluster["address"])
-    done = subprocess.run(args + ["--set", "failure.max_retries=0"], capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 1, done.stderr[-2000:]
-    failed = [ln for ln in done.stdout.splitlines() if "failed:" in ln]
-    assert failed and "injected crash" in failed[0] and "Traceback" not in done.stdout
-    assert "Traceback" not in done.stderr
+def test_a_crashing_trial_is_retried_then_failed_the_others_finish_and_the_run_exits_1(
+    ray_cluster, tmp_path
+):
+    """A trial that raises in its worker (a plugin technique that crashes, tests/faults.py) is
+    retried per failure.max_retries, then recorded as failed with its reason in one line; the
+    other trials finish and the driver exits 1 without a traceback."""
+    spec = crashing_spec(tmp_path / "spec", ROOT)
+    args = [sys.executable, "-m", "scm_bench.cli", "run", str(spec), "--out",
+            str(tmp_path / "run"), "--teacher-cache", str(tmp_path / "t"), "--address",
+            ray_cluster["address"], "--set", "failure.max_retries=1"]  # fmt: skip
+    args += [x for s in FAST for x in ("--set", s)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-2000:]
+    failed = [ln.split(":")[0].strip() for ln in done.stdout.splitlines()
+              if "failed: RuntimeError: injected crash" in ln]  # fmt: skip
+    assert len(set(failed)) == 2 and all("mode=crash-s" in f for f in failed), done.stdout
+    assert "Traceback" not in done.stdout and "Traceback" not in done.stderr
+    df = pd.read_csv(tmp_path / "run" / "results.csv").set_index("tangent.mode")
+    assert (df.loc["crash", "status"] == "failed").all()
+    assert (df.loc["normalize", "status"] == "ok").all()
+    assert df.loc["crash", "error"].str.contains("injected crash").all()
+    attempts = [p for p in (tmp_path / "run" / "ray").rglob("error.txt") if "crash" in str(p)]
+    assert attempts, "no error.txt of a crashed attempt"

@@ -145,8 +145,16 @@ def test_resume_after_crash_equals_an_uninterrupted_run(
         train={"log_every": log_every, "checkpoint_every": checkpoint_every},
     )
     full = train_trial(s, tmp_path / "full")
-    with pytest.raises(RuntimeError, match="injected crash"):
-        train_trial(s, tmp_path / "resumed", crash_at=crash_at)
+    real_step = loop.train_step
+
+    def crashing_step(parts, inp, step, world, amp):  # a process dies at this step
+        if step == crash_at:
+            raise RuntimeError(f"injected crash at step {step}")
+        return real_step(parts, inp, step, world, amp)
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(RuntimeError, match="injected"):
+        patch.setattr(loop, "train_step", crashing_step)
+        train_trial(s, tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "result.json").exists()
     resumed = train_trial(s, tmp_path / "resumed")
     assert resumed["steps_done"] == full["steps_done"] == 30

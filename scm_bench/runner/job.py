@@ -7,7 +7,6 @@ Jobs reach the workers through ``tune.with_parameters`` (Ray's object store) as 
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +34,6 @@ class Job:
     teacher_cache: Path  # the driver's: <cache>/teacher-<digest of the teacher spec>
     storage: Storage
     threads: int = 1
-    crash_at: int | None = None  # testing hook: raise at this step
     metric: str | None = None  # search mode: the searched column (reported from the start)
     resources: Resources = Resources()  # per trial; workers > 1: a Ray Train run (workers.py)
     resume: tune.Checkpoint | None = None  # the state an earlier invocation left
@@ -50,16 +48,6 @@ def teacher_id(spec: TrialSpec) -> str:
 def teacher_dir(spec: TrialSpec, cache: Path) -> Path | None:
     """Where the teacher a student needs lives in the driver's cache."""
     return Path(cache) / teacher_id(spec) if spec.needs_teacher() else None
-
-
-def crash_hook(trial_id: str) -> int | None:
-    """Testing hook: SCM_BENCH_CRASH='<substring of trial id>:<step>' crashes matching trials."""
-    hook = os.environ.get("SCM_BENCH_CRASH")
-    if hook:
-        needle, _, step = hook.rpartition(":")
-        if needle in trial_id:
-            return int(step)
-    return None
 
 
 def _scalars(row: dict) -> dict:
@@ -92,7 +80,6 @@ def train_and_report(
     spec: TrialSpec,
     trial_dir: Path,
     tdir: Path | None,
-    crash_at: int | None,
     reporting: Reporting | None,  # None: train quietly (a teacher trained inside a trial)
     report: Callable[..., None],  # tune.report or ray.train.report (metrics, checkpoint=)
     main: bool = True,  # rank 0 of a multi-worker trial: exports live metrics, checkpoints
@@ -101,7 +88,7 @@ def train_and_report(
     passed to ``report``, with the folder as a checkpoint whenever a new ``checkpoint.pt``
     was saved (rows come after their step's checkpoint) and with the final artifacts."""
     if reporting is None:
-        return train_trial(spec, trial_dir, tdir, None, crash_at)
+        return train_trial(spec, trial_dir, tdir, None)
     ckpt_path, seen = Path(trial_dir) / "checkpoint.pt", [None]
 
     def checkpoint() -> tune.Checkpoint | None:
@@ -118,7 +105,7 @@ def train_and_report(
         metrics = {**reporting.pending, **_scalars(row), "timesteps_total": row["step"]}
         report(metrics, checkpoint=checkpoint())
 
-    result = train_trial(spec, trial_dir, tdir, on_log, crash_at)
+    result = train_trial(spec, trial_dir, tdir, on_log)
     if main:
         live.export(reporting.live_id, {"diverged": float(result["status"] == rundir.DIVERGED)})
         result["ran_on"] = ran_on(trial_dir)

@@ -35,7 +35,7 @@ from scm_bench.runner.results import result_row
 from scm_bench.runner.search import search_rows, tune_search
 from scm_bench.runner.storage import Storage, publish_teacher
 from scm_bench.runner.teachers import claim_teachers, wait_for_teachers
-from scm_bench.runner.trainable import Job, crash_hook, teacher_dir
+from scm_bench.runner.trainable import Job, teacher_dir
 from scm_bench.runner.tuner import fit, tune_dirname, tune_env, tune_trialname
 from scm_bench.runner.workers import max_trials
 from scm_bench.spec import AblationSpec, Trial, TrialSpec
@@ -86,7 +86,7 @@ def student_job(t: Trial, req: RunRequest) -> Job | None:
         publish_teacher(req.storage, tdir)  # students get it from the storage (once per teacher)
     seed = resume_seed(req.storage, trial_dir, t.trial_id)
     return Job(t.trial_id, t.spec, trial_dir, req.teacher_cache, req.storage, req.threads,
-               crash_hook(t.trial_id), resume=seed)  # fmt: skip
+               resume=seed)  # fmt: skip
 
 
 def train_teachers(specs: dict[Path, TrialSpec], req: RunRequest, echo) -> int:

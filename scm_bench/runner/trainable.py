@@ -21,7 +21,6 @@ from scm_bench import rundir
 from scm_bench.runner.job import (
     Job,
     Reporting,
-    crash_hook,
     final_row,
     teacher_dir,
     teacher_id,
@@ -32,7 +31,7 @@ from scm_bench.runner.workers import fit_workers
 from scm_bench.spec import TrialSpec
 from scm_bench.spec.expand import trial_id
 
-__all__ = ["Job", "crash_hook", "run_job", "teacher_dir", "trainable"]
+__all__ = ["Job", "run_job", "teacher_dir", "trainable"]
 
 
 def run_job(
@@ -52,7 +51,7 @@ def run_job(
             final = tune.Checkpoint.from_directory(str(work))
             tune.report(final_row(result, work, reporting), checkpoint=final)
     else:
-        train_and_report(spec, work, tdir, job.crash_at, reporting, tune.report)
+        train_and_report(spec, work, tdir, reporting, tune.report)
 
 
 def proposal(job: Job, params: dict) -> tuple[TrialSpec, str]:

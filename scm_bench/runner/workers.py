@@ -102,7 +102,7 @@ def _per_worker(config: dict) -> None:
         if spec.needs_teacher():  # put into the storage by the trial before it launched us
             tdir = fetch_teacher(job.storage, teacher_id(spec), _no_teacher)
         train_and_report(
-            spec, work, tdir, job.crash_at, config["reporting"], ray.train.report,
+            spec, work, tdir, config["reporting"], ray.train.report,
             main=rank == 0,
         )  # fmt: skip
     finally:

@@ -122,7 +122,6 @@ def train_trial(
     out_dir: Path,
     teacher_dir: Path | None = None,
     on_log: Callable[[dict], None] | None = None,
-    crash_at: int | None = None,  # testing hook: raise at this step (a simulated crash)
 ) -> dict:
     """Train and evaluate one trial in ``out_dir``; resumes from its checkpoint; returns the
     result dict also written to ``out_dir/result.json``."""
@@ -162,8 +161,6 @@ def train_trial(
     parts.net.train()
     while step < spec.train.steps:
         step += 1
-        if crash_at is not None and step == crash_at:
-            raise RuntimeError(f"injected crash at step {step}")
         values, diag, bad = train_step(parts, draw_inputs(parts, gen, world), step, world, amp)
         if bad is not None:
             result.update(status=rundir.DIVERGED, diverged_step=step, diverged_what=bad)
