@@ -120,30 +120,39 @@ def read_csv_or_none(
     field left open, or a row whose field count differs from the header. A file cut exactly
     at a line end reads as fewer rows: nothing in a CSV can tell (use a row count elsewhere).
     """
+    rows, _, problem = read_csv_text_or_none(path)
+    return rows, problem
+
+
+def read_csv_text_or_none(
+    path: str | os.PathLike,
+) -> tuple[list[dict[str, str]] | None, str | None, str | None]:
+    """(rows as in ``read_csv_or_none``, the checked text for a typed parser, problem): the
+    file is read once, for the check and for e.g. ``pandas.read_csv(io.StringIO(text))``."""
     path = Path(path)
     text, problem = _read_text(path)
     if text is None:
-        return None, problem
+        return None, None, problem
     where = _show(path)
     try:
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         rows = [(reader.line_num, row) for row in reader if row]
     except csv.Error as err:
-        return None, f"{where}: not valid CSV (line {reader.line_num}: {err}; {_CUT})"
+        return None, None, f"{where}: not valid CSV (line {reader.line_num}: {err}; {_CUT})"
     if not rows:
-        return None, f"{where}: no header line; expected a CSV table"
+        return None, None, f"{where}: no header line; expected a CSV table"
     header = rows[0][1]
     if not text.endswith("\n"):
         line, last = rows[-1]
         if len(rows) == 1:
-            return None, f"{where}: cut in the header line (no newline after it; {_CUT})"
+            return None, None, f"{where}: cut in the header line (no newline after it; {_CUT})"
         kept = f"{len(last)} of {len(header)} fields"
-        return None, f"{where}: cut mid-line (line {line} has {kept} and no newline; {_CUT})"
+        return None, None, f"{where}: cut mid-line (line {line} has {kept} and no newline; {_CUT})"
     for line, row in rows[1:]:
         if len(row) != len(header):
             n = len(header)
-            return None, f"{where}: line {line} has {len(row)} fields; the header has {n}"
-    return [dict(zip(header, row, strict=True)) for _, row in rows[1:]], None
+            return None, None, f"{where}: line {line} has {len(row)} fields; the header has {n}"
+    return [dict(zip(header, row, strict=True)) for _, row in rows[1:]], text, None
 
 
 def load_checkpoint_or_none(

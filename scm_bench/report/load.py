@@ -9,6 +9,7 @@ recorded in ``Run.missing`` so the report can say what it could not show.
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import math
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import pandas as pd
 
 from scm_bench import rundir
 from scm_bench.errors import RunError
-from scm_bench.safe_files import read_csv_or_none, read_json_or_none
+from scm_bench.safe_files import read_csv_text_or_none, read_json_or_none
 from scm_bench.safe_yaml import YamlLoadError, load_yaml
 
 # Bookkeeping columns of results.csv (docs/run-layout.md); everything else numeric is a metric.
@@ -173,11 +174,11 @@ def load_run(run_dir: Path) -> Run:
 
     # One row per trial: results.csv, else rebuilt from each trial's result.json.
     csv = run_dir / "results.csv"
-    rows, problem = read_csv_or_none(csv)
+    rows, text, problem = read_csv_text_or_none(csv)  # read once: checked, then typed
     if rows and "trial_id" not in rows[0]:
         rows, problem = None, f"{csv}: no trial_id column; not a results table of scm-bench"
     if rows:
-        results = pd.read_csv(csv, dtype={"trial_id": str})
+        results = pd.read_csv(io.StringIO(text), dtype={"trial_id": str})
     else:
         why = problem or ("`results.csv` has no rows" if rows == [] else "`results.csv` is missing")
         missing.append(f"{why}: rows rebuilt from `trials/*/result.json`.")
