@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from scm_bench.nets.dit import DiT
@@ -121,3 +123,26 @@ TINY = {
 def spec(base: dict, **over) -> TrialSpec:
     """A TrialSpec from a base dict with nested overrides (``net={"dropout": 0.1}``)."""
     return TrialSpec.model_validate(deep_update(base, over))
+
+
+class FakeInception(torch.nn.Module):
+    """clean-fid's Inception interface, (B, 3, 299, 299) -> (B, 2048): a stand-in for the
+    torchscript weights file, for tests that must not download anything."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(
+            torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(48, 2048)
+        )
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return self.layers(x)
+
+
+def fake_inception_file(folder: Path) -> Path:
+    """``folder/inception-2015-12-05.pt``: a scripted FakeInception where clean-fid looks."""
+    from scm_bench.metrics.features import INCEPTION_FILE
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(FakeInception()).save(str(folder / INCEPTION_FILE))
+    return folder / INCEPTION_FILE

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from helpers import fake_inception_file
 
 from scm_bench import metrics
 from scm_bench.data import Dataset, load_dataset
@@ -168,17 +168,6 @@ def test_missing_inception_is_one_clear_line_and_no_download(tmp_path, no_downlo
     metrics.check_available("toy2d/moons", ["swd"])
 
 
-class FakeInception(nn.Module):
-    """Stands in for the torchscript Inception: same interface, (B, 3, 299, 299) -> (B, 2048)."""
-
-    def __init__(self):
-        super().__init__()
-        self.layers = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(48, 2048))
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        return self.layers(x)
-
-
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_rgb_fid_runs_through_clean_fid_inception_and_caches(
     tmp_path, cache, no_downloads, monkeypatch
@@ -186,9 +175,7 @@ def test_rgb_fid_runs_through_clean_fid_inception_and_caches(
     import cleanfid.fid
 
     torch.manual_seed(0)
-    weights = tmp_path / "weights" / INCEPTION_FILE
-    weights.parent.mkdir()
-    torch.jit.script(FakeInception()).save(str(weights))
+    weights = fake_inception_file(tmp_path / "weights")
     data = tiny_rgb()
     metrics.check_available("cifar10", ["fid", "kid"], inception=str(weights.parent))
     seen, frechet_distance = [], cleanfid.fid.frechet_distance

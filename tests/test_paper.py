@@ -10,14 +10,19 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from helpers import SIGMA_D, perturb_, rel_err, small_unet, trigflow_batch
+from helpers import (
+    SIGMA_D,
+    fake_inception_file,
+    perturb_,
+    rel_err,
+    small_unet,
+    trigflow_batch,
+)
 from PIL import Image
-from torch import nn
 
 from scm_bench.cli import main
 from scm_bench.core.jvp import JVPConfig, RngSnapshot, tangent_of_net
 from scm_bench.core.precision import MixedPrecision
-from scm_bench.metrics.features import INCEPTION_FILE
 from scm_bench.nets import build_net
 from scm_bench.spec import docs, load_trials
 from scm_bench.spec.bundled import bundled
@@ -138,25 +143,12 @@ def write_image_folder(folder, classes: int = 2, per_class: int = 2) -> None:
             Image.fromarray(pixels).save(folder / f"class{c}" / f"{k}.png")
 
 
-class FakeInception(nn.Module):
-    """clean-fid's Inception interface, (B, 3, 299, 299) -> (B, 2048), for validation only."""
-
-    def __init__(self):
-        super().__init__()
-        self.layers = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(48, 2048))
-
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
-        return self.layers(x)
-
-
 @pytest.fixture
 def local_data(tmp_path):
     """(cifar10 folder, image folder, Inception file) made by the test."""
     write_cifar(tmp_path / "cifar")
     write_image_folder(tmp_path / "images")
-    weights = tmp_path / "weights" / INCEPTION_FILE
-    weights.parent.mkdir()
-    torch.jit.script(FakeInception()).save(str(weights))
+    weights = fake_inception_file(tmp_path / "weights")
     return tmp_path / "cifar", tmp_path / "images", weights
 
 

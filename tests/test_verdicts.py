@@ -143,6 +143,18 @@ def test_power_is_the_noncentral_t_even_where_statsmodels_gives_nan():
 CALIBRATION_RUNS = 250  # ~15 s per test on one core
 
 
+def simulated_verdicts(seed: int, ratio: float, sd: float, c) -> list[str]:
+    """Verdicts of claim ``c`` over CALIBRATION_RUNS simulated runs of 8 seed pairs: the
+    variant is the baseline times ``ratio`` with log-normal pair noise of SD ``sd``."""
+    rng, out = np.random.default_rng(seed), []
+    for _ in range(CALIBRATION_RUNS):
+        b = seeds(seed=int(rng.integers(1 << 30)))
+        a = b * ratio * np.exp(rng.normal(0, sd, 8))
+        df = grid({("edm", "fourier"): a, ("identity", "positional"): b})
+        out.append(evaluate_claim(df, c).verdict)
+    return out
+
+
 def test_a_a_data_reads_reproduced_or_contradicted_at_most_at_the_nominal_rate():
     """A/A: two variants with identical distributions (seed spread 30%, evaluation noise 5%)
     through the real verdict code, 8 pairs, a directional claim: each of reproduced and
@@ -162,27 +174,15 @@ def test_a_a_data_reads_reproduced_or_contradicted_at_most_at_the_nominal_rate()
 def test_equivalence_at_its_margin_is_reproduced_at_most_5_percent():
     """The true effect exactly at the margin (+10%): TOST calls it equivalent in at most 5%
     of runs (binomial 99.9% upper quantile)."""
-    rng = np.random.default_rng(11)
-    hits = 0
-    for _ in range(CALIBRATION_RUNS):
-        b = seeds(seed=int(rng.integers(1 << 30)))
-        a = b * 1.1 * np.exp(rng.normal(0, 0.05, 8))
-        df = grid({("edm", "fourier"): a, ("identity", "positional"): b})
-        hits += evaluate_claim(df, claim(kind="equivalence", margin=0.1)).verdict == "reproduced"
-    assert hits <= stats.binom.ppf(0.999, CALIBRATION_RUNS, 0.05)
+    verdicts = simulated_verdicts(11, 1.1, 0.05, claim(kind="equivalence", margin=0.1))
+    assert verdicts.count("reproduced") <= stats.binom.ppf(0.999, CALIBRATION_RUNS, 0.05)
 
 
 def test_power_for_a_25_percent_effect_matches_its_documented_value():
     """docs/verdicts.md: at an SD of the paired log ratios of 0.25, 8 pairs detect a 25% drop
     (log 0.75) with power t_power(log(0.75) / 0.25, 8, 0.05) = 0.80; the real verdict code
     reaches it in simulation (within 3 binomial SDs)."""
-    rng = np.random.default_rng(5)
-    hits = 0
-    for _ in range(CALIBRATION_RUNS):
-        b = seeds(seed=int(rng.integers(1 << 30)))
-        a = b * 0.75 * np.exp(rng.normal(0, 0.25, 8))
-        df = grid({("edm", "fourier"): a, ("identity", "positional"): b})
-        hits += evaluate_claim(df, claim(direction="lower")).verdict == "reproduced"
+    hits = simulated_verdicts(5, 0.75, 0.25, claim(direction="lower")).count("reproduced")
     expected = t_power(math.log(0.75) / 0.25, 8, 0.05)
     assert 0.75 < expected < 0.85  # the documented ~0.8
     se = math.sqrt(expected * (1 - expected) / CALIBRATION_RUNS)

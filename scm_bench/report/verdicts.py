@@ -40,28 +40,27 @@ class Judged:
     design_why: str = ""
 
 
+def _entries(run: Run, key: str, model, what: str) -> tuple[list, list[str]]:
+    """The valid entries of the run's spec.yaml list ``key`` as ``model``s, and a note for each
+    one that does not validate (it is skipped, the report goes on)."""
+    valid, notes = [], []
+    for i, raw in enumerate(run.spec.get(key) or []):
+        try:
+            valid.append(model.model_validate(raw))
+        except ValidationError as err:
+            notes.append(f"{key}[{i}] is not a valid {what} and was skipped: "
+                         f"{err.errors()[0]['msg']}")  # fmt: skip
+    return valid, notes
+
+
 def claims_of(run: Run) -> tuple[list[Claim], list[str]]:
     """The claims of the run's spec.yaml, and a note for each one that does not validate."""
-    claims, notes = [], []
-    for i, raw in enumerate(run.spec.get("claims") or []):
-        try:
-            claims.append(Claim.model_validate(raw))
-        except ValidationError as err:
-            notes.append(f"claims[{i}] is not a valid claim and was skipped: "
-                         f"{err.errors()[0]['msg']}")  # fmt: skip
-    return claims, notes
+    return _entries(run, "claims", Claim, "claim")
 
 
 def gates_of(run: Run) -> tuple[list[Gate], list[str]]:
     """The gates of the run's spec.yaml, and a note for each one that does not validate."""
-    gates, notes = [], []
-    for i, raw in enumerate(run.spec.get("gates") or []):
-        try:
-            gates.append(Gate.model_validate(raw))
-        except ValidationError as err:
-            notes.append(f"gates[{i}] is not a valid gate and was skipped: "
-                         f"{err.errors()[0]['msg']}")  # fmt: skip
-    return gates, notes
+    return _entries(run, "gates", Gate, "gate")
 
 
 def _noise(df: pd.DataFrame, claim: Claim) -> tuple[float, float]:
