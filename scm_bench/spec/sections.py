@@ -131,9 +131,9 @@ class EvalSpec(Section):
     curve_every: StrictInt = Field(
         0,
         ge=0,
-        description="Students: every this many steps (at logged steps), the sample metrics of "
-        "each sampler on n_samples, as history fields eval_<metric>_<sampler> (metric against "
-        "step); 0: only at the end.",
+        description="Every this many steps (at logged steps), the sample metrics of each sampler "
+        "(a teacher's: its ODE solver) on n_samples, as history fields eval_<metric>_<sampler> "
+        "(metric against step; a student's teachers log theirs too); 0: only at the end.",
     )
     probe: bool = Field(
         True,

@@ -173,7 +173,7 @@ def train_trial(
         if step % spec.train.log_every == 0 or step == spec.train.steps:
             row = window.row(step, values)
             every = spec.eval.curve_every
-            if every and step % every == 0 and spec.is_student and world.main:
+            if every and step % every == 0 and world.main:
                 row.update(curve_point(parts))  # sample quality against step
             rundir.append_history(hist_path, row)
             window = Window()
