@@ -123,4 +123,6 @@ def test_the_library_snippet_runs(tmp_path, monkeypatch, single_thread):
     assert namespace["result"]["status"] == "ok"
     assert tuple(namespace["x"].shape) == (1000, 2)
     assert namespace["model"].method == "scd" and namespace["teacher"].method == "teacher"
-    assert len(namespace["trials"]) == 24 and namespace["trials"][0].spec.train.steps == 50
+    bundled = yaml.safe_load(find_spec("tangent_norm").read_text())
+    n_trials = len(bundled["seeds"]) * len(bundled["axes"]["tangent.mode"])
+    assert len(namespace["trials"]) == n_trials and namespace["trials"][0].spec.train.steps == 50
