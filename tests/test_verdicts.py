@@ -13,7 +13,7 @@ from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
 from scm_bench.report.decide import evaluate_claim
-from scm_bench.report.gates import gate_failures
+from scm_bench.report.gates import frame, gate_failures
 from scm_bench.report.power import pairs_needed, t_power
 from scm_bench.spec.claims import Claim
 from scm_bench.spec.gates import Gate
@@ -100,6 +100,23 @@ def test_spec_gates_near_teacher_and_finite():
     assert "diverged in 1 of 8" in gate_failures(df, claim(), [finite])[0]
     other = Gate(check="finite", variant={A: "identity"}, claims=["another claim"])
     assert gate_failures(df, claim(), [other]) == []
+
+
+def test_the_frame_puts_the_baseline_beside_teacher_floor_and_uniform():
+    """The scoreboard's frame: the baseline side's mean over ok seeds (a main effect's baseline
+    averages both of its variants), then the teacher, floor and uniform references; a
+    non-sample metric has none."""
+    refs = {"mode_precision_teacher": 0.8, "mode_precision_floor": 0.99,
+            "mode_precision_uniform": 0.11}  # fmt: skip
+    df = grid({("identity", "positional"): np.full(4, 0.5), ("edm", "positional"): np.full(4, 0.7),
+               ("identity", "fourier"): np.full(4, 0.2), ("edm", "fourier"): np.full(4, 0.1)},
+              extra=refs)  # fmt: skip
+    df.loc[0, "status"] = "failed"  # not counted, whatever its value
+    df.loc[0, "mode_precision_2step"] = 100.0
+    assert frame(df, claim()) == "baseline 0.5 · teacher 0.8 · floor 0.99 · uniform 0.11"
+    main = claim(contrast="main", variant={B: "fourier"}, baseline={B: "positional"})
+    assert frame(df, main).startswith(f"baseline {(0.5 * 3 + 0.7 * 4) / 7:.3g} · ")
+    assert frame(df, claim(metric="grad_norm_p99")) == "–"
 
 
 def test_zeros_in_a_log_metric_use_the_signed_rank_test_within_bounds():

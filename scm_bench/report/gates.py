@@ -83,3 +83,17 @@ def gate_failures(df: pd.DataFrame, claim: Claim, gates: list[Gate]) -> list[str
         if not gate.claims or claim.name in gate.claims:
             failed.append(check_gate(df, gate, claim))
     return [f for f in failed if f]
+
+
+def frame(df: pd.DataFrame, claim: Claim) -> str:
+    """A sample-metric claim's baseline beside its references, 'baseline 12.3 · teacher 11 ·
+    floor 0.594 · uniform 77.5' (means over ok seeds; '–' for other metrics), so a reader sees
+    whether the compared models are any good before reading the effect."""
+    m = metrics.REGISTRY.get(metrics.base_name(claim.metric))
+    if claim.metric == DIVERGED or m is None or m.kind != "sample":
+        return "–"
+    base = [rows for _, side, rows in contrast_cells(df, claim) if side == "baseline"]
+    values = {"baseline": _mean(pd.concat(base), claim.metric) if base else math.nan}
+    for row in ("teacher", metrics.FLOOR, metrics.UNIFORM):
+        values[row] = _reference(df, claim.metric, row)
+    return " · ".join(f"{k} {v:.3g}" for k, v in values.items() if math.isfinite(v)) or "–"

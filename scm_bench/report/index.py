@@ -28,8 +28,9 @@ from scm_bench.report.write import render
 
 START = "<!-- scoreboard: written by scm-bench publish, do not edit by hand -->"
 END = "<!-- /scoreboard -->"
+FRAME = "baseline · teacher · floor · uniform"  # a sample metric's means (gates.frame)
 SCORE_COLUMNS = ["technique", "claim", "paper", "paper's effect", "design", "verdict",
-                 "effect [CI]", "test", "pairs", "p (report Holm)", "p (scoreboard Holm)",
+                 "effect [CI]", FRAME, "test", "pairs", "p (report Holm)", "p (scoreboard Holm)",
                  "detectable (80%)", "seeds for 80%", "earlier designs", "report"]  # fmt: skip
 DECIDED = ("reproduced", "contradicted")
 
@@ -88,6 +89,7 @@ def score_rows(found: list[dict], prefix: str = "") -> list[dict]:
                 "technique": e["name"], "claim": c["claim"], "paper": c.get("paper_ref", ""),
                 "paper's effect": c.get("paper", "–"), "design": c.get("design", "exploratory"),
                 "verdict": c.get("verdict", "–"), "effect [CI]": c.get("effect [CI]", "–"),
+                FRAME: c.get("frame", "–"),
                 "test": c.get("test", "–"), "pairs": c.get("pairs", "–"),
                 "p (report Holm)": c.get("p (Holm, report)", "–"),
                 "detectable (80%)": c.get("detectable (80%)", "–"),

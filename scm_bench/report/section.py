@@ -11,6 +11,7 @@ from pathlib import Path
 
 from scm_bench.errors import RunError
 from scm_bench.report import format as fmt
+from scm_bench.report import gates
 from scm_bench.report import verdicts as vd
 from scm_bench.report.load import Run
 
@@ -32,6 +33,7 @@ def verdict_context(run: Run, alpha_power: float | None = None, history=()) -> d
     history = list(history)
     return {
         "judged": judged,
+        "frames": [gates.frame(run.results, j.claim) for j in judged],
         "notes": notes,
         "verdicts": rows,
         "verdict_columns": vd.VERDICT_COLUMNS,
@@ -57,8 +59,9 @@ def verdict_context(run: Run, alpha_power: float | None = None, history=()) -> d
 
 def summary_claims(ctx: dict) -> list[dict]:
     """summary.json's claims: the scoreboard's rows (report.index)."""
-    return [r | {"primary": j.claim.primary, "paper_ref": j.claim.paper, "design": j.design}
-            for j, r in zip(ctx["judged"], ctx["verdicts"], strict=True)]  # fmt: skip
+    parts = zip(ctx["judged"], ctx["verdicts"], ctx["frames"], strict=True)
+    return [r | {"primary": j.claim.primary, "paper_ref": j.claim.paper, "design": j.design,
+                 "frame": frame} for j, r, frame in parts]  # fmt: skip
 
 
 def summary_verdicts(ctx: dict) -> dict[str, str]:
