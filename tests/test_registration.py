@@ -102,3 +102,21 @@ def test_register_command_writes_beside_the_spec(tmp_path):
     assert out.returncode == 0 and "registered in" in out.stdout, out.stderr
     (found,) = (tmp_path / "registered").glob("x.*.json")
     assert found.name.split(".")[1] in out.stdout
+
+
+def test_every_registered_bundled_spec_still_has_its_design():
+    """A change of code or base that moves a trial id (a new default, a renamed setting)
+    silently turns a registered spec's next run exploratory; here it fails instead. Each
+    bundled spec with a registration must match one of its registrations as loaded now."""
+    from scm_bench.spec import load_trials
+    from scm_bench.spec.bundled import bundled
+
+    root = Path(__file__).resolve().parent.parent / "ablations"
+    registered = {}
+    for f in (root / "registered").glob("*.json"):
+        registered.setdefault(f.name.split(".")[0], set()).add(f.name.split(".")[1])
+    assert registered, "no registrations under ablations/registered"
+    for name in sorted(set(bundled()) & set(registered)):
+        loaded = load_trials(name)
+        d = design(loaded.spec.model_dump(mode="json"), [t.trial_id for t in loaded.trials])
+        assert fingerprint(d)[:12] in registered[name], f"{name}: design moved since registered"

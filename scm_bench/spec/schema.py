@@ -227,6 +227,11 @@ class TrialSpec(Section):
         """sCT or sCD (a consistency model), not the diffusion teacher."""
         return self.method != "teacher"
 
+    @property
+    def distils(self) -> bool:
+        """sCD: dx_t/dt comes from the teacher (one more network evaluation per step)."""
+        return self.method == "scd"
+
     def uses_teacher(self) -> bool:
         """The student distils a teacher (sCD) or starts from one (student.init: teacher)."""
         return self.method == "scd" or (self.method == "sct" and self.student.init == "teacher")

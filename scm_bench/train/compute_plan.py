@@ -122,17 +122,17 @@ def step_flops(spec, cost: NetCost) -> tuple[float, float]:
     """(FLOPs per sample at 16-bit peak, FLOPs per sample at the float32 / TF32 peak) of one
     training step of this trial."""
     low = spec.train.precision != "float32"
-    if spec.method == "teacher":
+    if not spec.is_student:
         return (cost.train, 0.0) if low else (0.0, cost.train)
     jvp_low = spec.jvp.precision in ("float16", "bfloat16")
     jvp, rest = cost.jvp, cost.train if low else cost.train - cost.forward
-    rest += cost.forward if spec.method == "scd" else 0.0  # the teacher's dx/dt
+    rest += cost.forward if spec.distils else 0.0  # the teacher's dx/dt
     return (jvp * jvp_low + rest * low, jvp * (not jvp_low) + rest * (not low))
 
 
 def sample_nfe(spec) -> int:
     """Network evaluations per generated sample over the evaluated samplers."""
-    if spec.method == "teacher":
+    if not spec.is_student:
         return ode_nfe(spec.sampling.teacher_steps, spec.sampling.solver)
     return sum(int(name.removesuffix("step")) for name in spec.eval.samplers)
 
@@ -165,7 +165,7 @@ def phase(name, specs, device: Device, mfu: float, workers: int) -> Phase:
         hours += (low / device.bf16 + high / device.tf32) / mfu / 3600
     cost = net_cost(spec)
     per_worker = spec.train.batch_size / workers
-    teacher = cost.params * 4 if spec.uses_teacher() and spec.method != "teacher" else 0
+    teacher = cost.params * 4 if spec.uses_teacher() and spec.is_student else 0
     memory = cost.params * BYTES_PER_PARAM + teacher + cost.act_bytes * per_worker
     steps = 0 if name == "evaluation" else spec.train.steps
     if name == "evaluation":  # sampling: the weights (no graph, no optimizer)
