@@ -3,6 +3,7 @@ before its trials ran (git ancestry), never as a pilot, never after a design cha
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from scm_bench.report.confirm import status
 from scm_bench.report.load import Run
 from scm_bench.spec.ablation import AblationSpec
-from scm_bench.spec.registration import design, fingerprint, register
+from scm_bench.spec.registration import design, fingerprint, register, replayed
 
 CLAIM = {"name": "raw is worse", "metric": "fid_2step", "variant": {"tangent.mode": "raw"},
          "baseline": {"tangent.mode": "normalize"}, "direction": "higher",
@@ -70,6 +71,28 @@ def test_registered_before_the_trials_is_confirmatory(repo):
     assert label == "exploratory" and "not registered" in why
 
 
+def test_a_design_that_replays_a_published_runs_trials_is_not_confirmatory(repo):
+    """Registered and committed before its trials, but two of its four trials have the same
+    settings and seed (the id's hash) as a pilot published earlier under another name: on the
+    same machine those are the same numbers, so the run is exploratory and says why; its own
+    published entry does not count against it."""
+    path, fp = register(repo / "ablations" / "x.yaml", spec(), IDS)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "register")
+    after = git(repo, "rev-parse", "HEAD")
+    (repo / "reports").mkdir()
+    log = repo / "reports" / "history.jsonl"
+    own = {"fingerprint": fp, "commits": [after[:7]], "design": {"trials": IDS}}
+    log.write_text(json.dumps(own) + "\n")
+    assert status(fake_run(spec(), after), repo)[0] == "confirmatory"
+    pilot_ids = ["pilot-a-s0-" + IDS[0].rsplit("-", 1)[1], "pilot-b-s1-" + IDS[3].rsplit("-", 1)[1]]
+    pilot = {"fingerprint": "f" * 64, "commits": ["1234567"], "design": {"trials": pilot_ids}}
+    log.write_text(json.dumps(own) + "\n" + json.dumps(pilot) + "\n")
+    label, why = status(fake_run(spec(), after), repo)
+    assert label == "exploratory" and why.startswith("2 of its 4 trials repeat trials")
+    assert replayed(IDS, log) == 4 and replayed(IDS, repo / "none.jsonl") == 0
+
+
 def test_prose_is_not_part_of_the_design_but_claims_and_trials_are():
     """Rewording the description or a claim's paper reference keeps the fingerprint; a claim's
     direction, a gate or one trial setting (its id) changes it."""
@@ -102,6 +125,16 @@ def test_register_command_writes_beside_the_spec(tmp_path):
     assert out.returncode == 0 and "registered in" in out.stdout, out.stderr
     (found,) = (tmp_path / "registered").glob("x.*.json")
     assert found.name.split(".")[1] in out.stdout
+    # A published run (a pilot, say) already ran one of these trials: refused, one line.
+    trials = json.loads(found.read_text())["design"]["trials"]
+    (tmp_path / "reports").mkdir()
+    pilot = {"fingerprint": "p", "commits": [], "design": {"trials": ["pilot-" + trials[0]]}}
+    (tmp_path / "reports" / "history.jsonl").write_text(json.dumps(pilot) + "\n")
+    found.unlink()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "1 of its 2 trials repeat trials of a run published" in out.stderr
+    assert not list((tmp_path / "registered").glob("x.*.json"))
 
 
 def test_every_registered_bundled_spec_still_has_its_design():

@@ -147,11 +147,20 @@ def cmd_publish(args) -> int:
 
 def cmd_register(args) -> int:
     """`scm-bench register SPEC`: write the registration of the spec as loaded (with --set)."""
+    from scm_bench.errors import UserError
+    from scm_bench.report.confirm import HISTORY
     from scm_bench.spec import load_trials
-    from scm_bench.spec.registration import register
+    from scm_bench.spec.registration import register, replayed
 
     loaded = load_trials(args.spec, list(args.set or []), args.allow_large)
     ids = [t.trial_id for t in loaded.trials]
+    log = Path(loaded.where).resolve().parent
+    log = next((d / HISTORY for d in (log, *log.parents) if (d / HISTORY).exists()), None)
+    k = replayed(ids, log) if log is not None else 0
+    if k:
+        raise UserError(f"{args.spec}: {k} of its {len(ids)} trials repeat trials of a run "
+                        f"published in {log} (same settings and seed: the same numbers); "
+                        "a confirmatory design needs seeds never used before")  # fmt: skip
     path, fp = register(Path(loaded.where), loaded.spec.model_dump(mode="json"), ids)
     print(f"{loaded.spec.name}: design {fp[:12]} registered in {path}; commit it before "
           "`scm-bench run` so the run is confirmatory (docs/verdicts.md)")  # fmt: skip

@@ -4,6 +4,8 @@ Confirmatory when (1) the run is not a pilot, (2) its design's fingerprint (from
 spec.yaml and trial ids, ``spec.registration``) matches a registration file committed in the
 package's repository, (3) every trial recorded a clean commit, and (4) the commit that added
 the registration is an ancestor of every trial's commit (``git merge-base --is-ancestor``).
+(5) none of its trials repeats a trial of a run published before (same settings and seed, so
+the same numbers: a pilot replayed is not a confirmation; ``registration.replayed``).
 Anything else is exploratory, with the reason.
 """
 
@@ -17,9 +19,10 @@ from pydantic import ValidationError
 
 from scm_bench.report.load import Run
 from scm_bench.spec.ablation import AblationSpec
-from scm_bench.spec.registration import REGISTERED, design, fingerprint
+from scm_bench.spec.registration import REGISTERED, design, fingerprint, replayed
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout this package runs from
+HISTORY = Path("reports") / "history.jsonl"  # the checkout's published runs (report.history)
 
 
 def _git(*args: str, repo: Path) -> subprocess.CompletedProcess:
@@ -67,5 +70,11 @@ def status(run: Run, repo: Path = REPO) -> tuple[str, str]:
         added = log.stdout.split()[-1:] if log.returncode == 0 else []
         if added and all(_git("merge-base", "--is-ancestor", added[0], c, repo=repo).returncode
                          == 0 for c in commits):  # fmt: skip
+            ids = [str(t) for t in run.results["trial_id"]]
+            k = replayed(ids, repo / HISTORY, (fp, {c[:7] for c in commits}))
+            if k:
+                return "exploratory", (f"{k} of its {len(ids)} trials repeat trials of a run "
+                                       "published before (same settings and seed: the same "
+                                       "numbers, not new data)")  # fmt: skip
             return "confirmatory", f"design {fp[:12]} registered at {added[0][:7]}"
     return "exploratory", f"design {fp[:12]} was registered after (or apart from) its trials"

@@ -60,3 +60,29 @@ def register(spec_path: Path, spec: dict, trial_ids: list[str]) -> tuple[Path, s
     record["registered_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
     return path, fp
+
+
+def _digest(trial_id: str) -> str:
+    """The hash of a trial id's resolved settings and seed ('warmup-...-s3-072bd5c6')."""
+    return trial_id.rsplit("-", 1)[-1]
+
+
+def replayed(trial_ids: list[str], log: Path, this_run: tuple[str, set[str]] | None = None) -> int:
+    """How many of these trials repeat a trial of a run published before (``log``: a reports
+    folder's history.jsonl): same resolved settings and seed, so on the same hardware the same
+    numbers, whatever the spec's name (a pilot's seeds included). Such pairs are not new data,
+    and a design that reuses them confirms nothing. ``this_run``: (fingerprint, short commits)
+    of the run being judged, whose own published entry is left out."""
+    if not Path(log).exists():
+        return 0
+    seen = set()
+    for line in Path(log).read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        mine = this_run and entry.get("fingerprint") == this_run[0]
+        if mine and set(entry.get("commits") or []) <= this_run[1]:
+            continue
+        seen |= {_digest(t) for t in (entry.get("design") or {}).get("trials") or []}
+    return sum(_digest(t) in seen for t in trial_ids)
