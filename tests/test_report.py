@@ -293,6 +293,51 @@ def test_output_is_byte_identical(tmp_path):
     assert b"Software" not in (run / "report" / "curves.png").read_bytes()
 
 
+def test_a_rewrite_removes_its_stale_figures_and_keeps_a_users_files(tmp_path):
+    """report/ is rewritten file by file: a figure the new report no longer draws (its metric
+    column is gone) is removed, a user's file beside the figures survives, and a marker that
+    lists a path outside the folder removes nothing there."""
+    run = make_run(tmp_path)
+    write_report(run, META)
+    out = run / "report"
+    assert (out / "bars_mmd.png").is_file()
+    (out / "notes.txt").write_text("my notes")
+    (out / "samples" / "mine.png").write_bytes(b"a user's picture")
+    outside = tmp_path / "precious.txt"
+    outside.write_text("not the report's")
+    marker = json.loads((out / ".scm-bench-report").read_text())
+    assert "bars_mmd.png" in marker["written"] and "notes.txt" not in marker["written"]
+    marker["written"] += ["../../precious.txt", str(outside)]
+    (out / ".scm-bench-report").write_text(json.dumps(marker))
+    results = pd.read_csv(run / "results.csv").drop(columns=["mmd_1step"])
+    results.to_csv(run / "results.csv", index=False)
+
+    write_report(run, META)
+    assert not (out / "bars_mmd.png").exists()  # stale: removed
+    assert (out / "bars_swd.png").is_file() and (out / "table.csv").is_file()
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert (out / "samples" / "mine.png").read_bytes() == b"a user's picture"
+    assert outside.read_text() == "not the report's"
+    written = json.loads((out / ".scm-bench-report").read_text())["written"]
+    assert "notes.txt" not in written and "samples/mine.png" not in written
+    assert set(written) == {p.relative_to(out).as_posix() for p in out.rglob("*")
+                            if p.is_file() and p.name not in ("notes.txt", "mine.png",
+                                                              ".scm-bench-report")}  # fmt: skip
+
+
+def test_a_report_folder_of_an_earlier_version_loses_its_figures_not_a_users_file(tmp_path):
+    """Its marker listed nothing: the rewrite removes the names the report writes, only those."""
+    run = make_run(tmp_path)
+    write_report(run, META)
+    out = run / "report"
+    (out / ".scm-bench-report").write_text("written by scm-bench report; replaced on rewrite\n")
+    (out / "notes.txt").write_text("my notes")
+    results = pd.read_csv(run / "results.csv").drop(columns=["mmd_1step"])
+    results.to_csv(run / "results.csv", index=False)
+    write_report(run, META)
+    assert not (out / "bars_mmd.png").exists() and (out / "notes.txt").read_text() == "my notes"
+
+
 def test_index_links_every_report(tmp_path):
     reports = tmp_path / "reports"
     for name in ("b_run", "a_run"):
