@@ -530,7 +530,16 @@ def test_floor_uniform_and_evaluation_noise_are_shown(tmp_path):
     assert "*uniform over the data's box*" in sample and "7.5" in sample
     assert "swd_floor" not in sample and "evalsd" not in sample  # not columns of their own
     noise = text.split("### Noise")[1].split("## Figures")[0]
-    assert "swd_2step ↓" in noise and "0.043 (1.9%)" in noise  # 2% of the mean of the seeds
+    # The Noise row recomputed from results.csv: the median over variants of the SD over seeds
+    # and the mean bootstrap SD of one value, each also as a share of the median variant mean.
+    by = pd.read_csv(run / "results.csv").groupby("variant")
+    mean = np.median(np.abs(by["swd_2step"].mean().to_numpy()))
+    seed_sd = np.median(by["swd_2step"].std(ddof=1).to_numpy())
+    eval_sd = np.mean(by["swd_2step_evalsd"].mean().to_numpy())
+    row = ["swd_2step ↓", *(f"{x:.2g} ({100 * x / mean:.2g}%)" for x in (seed_sd, eval_sd)),
+           f"{seed_sd / eval_sd:.2g}"]  # fmt: skip
+    (line,) = [ln for ln in noise.splitlines() if ln.startswith("| swd_2step ↓")]
+    assert [c.strip() for c in line.strip("|").split("|")] == row
     table = read_table(run)
     assert table.loc[("floor", "swd_floor"), "value"] == 0.125
     assert table.loc[("tangent.mode=raw", "swd_2step"), "evalsd"] == pytest.approx(
