@@ -10,11 +10,13 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def single_thread():
-    """Run torch on one CPU thread: the small nets of these tests are no faster on two, and on a
-    busy 2-core machine two intra-op threads per process oversubscribe the cores (measured: a
-    batch-256 MLP step took 6.6 ms on one thread and 84 ms on two under load)."""
+    """Every test runs torch on one CPU thread: the small nets of these tests are no faster on
+    two, and on a busy 2-core machine two intra-op threads per process oversubscribe the cores
+    (measured: a batch-256 MLP step took 6.6 ms on one thread and 84 ms on two under load; the
+    three paper presets' two steps at batch 2 took 4 s on one thread and 131 s on two). Ray's
+    trials set their own threads (resources.cpu); drivers started as subprocesses keep theirs."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

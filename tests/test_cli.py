@@ -17,8 +17,6 @@ from scm_bench.cli import main
 from scm_bench.spec import load_trials
 from scm_bench.spec.bundled import bundled
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def cli(capsys, *args) -> tuple[int, str, str]:
     rc = main(list(args))

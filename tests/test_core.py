@@ -21,8 +21,6 @@ from scm_bench.core.tangent import TangentConfig, scm_tangent, shape_tangent, wa
 from scm_bench.core.trigflow import Proposal, consistency_fn
 from scm_bench.core.weighting import AdaptiveWeight
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 F64 = torch.float64
 T8 = torch.tensor([0.05, 0.2, 0.4, 0.7, 0.9, 1.1, 1.3, 1.5], dtype=F64)  # (B,) = MLP batch
 

@@ -107,7 +107,7 @@ def test_yaml_excerpts_match_the_bundled_specs():
 
 
 @pytest.mark.slow
-def test_the_library_snippet_runs(tmp_path, monkeypatch, single_thread):
+def test_the_library_snippet_runs(tmp_path, monkeypatch):
     """The README's Python, as written, with train_trial shrunk to test size."""
     from scm_bench.train import loop
 
