@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -71,6 +72,16 @@ def quickstart_run(ray_cluster, tmp_path_factory):
     ids = [t.trial_id for t in trials]
     (base / "live_metrics.prom").write_text(scrape(ray_cluster["metrics_port"], ids))
     return base / "run", trials, df
+
+
+@pytest.fixture
+def warm_teachers(quickstart_run, tmp_path) -> Path:
+    """``tmp_path/teachers``: a copy of the session's trained quickstart teachers (QUICK's
+    settings, seeds 0 and 1), so a test that runs the quickstart at those settings for another
+    fact trains no teacher of its own (its students are the same as without the copy)."""
+    cache = tmp_path / "teachers"
+    shutil.copytree(quickstart_run[0].parent / "teachers", cache)
+    return cache
 
 
 def scrape(port: int, wanted: list[str], wait: float = 30.0) -> str:
