@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -10,11 +11,13 @@ import pytest
 import torch
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def single_thread():
-    """Run torch on one CPU thread: the small nets of these tests are no faster on two, and on a
-    busy 2-core machine two intra-op threads per process oversubscribe the cores (measured: a
-    batch-256 MLP step took 6.6 ms on one thread and 84 ms on two under load)."""
+    """Every test runs torch on one CPU thread: the small nets of these tests are no faster on
+    two, and on a busy 2-core machine two intra-op threads per process oversubscribe the cores
+    (measured: a batch-256 MLP step took 6.6 ms on one thread and 84 ms on two under load; the
+    three paper presets' two steps at batch 2 took 4 s on one thread and 131 s on two). Ray's
+    trials set their own threads (resources.cpu); drivers started as subprocesses keep theirs."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -69,6 +72,16 @@ def quickstart_run(ray_cluster, tmp_path_factory):
     ids = [t.trial_id for t in trials]
     (base / "live_metrics.prom").write_text(scrape(ray_cluster["metrics_port"], ids))
     return base / "run", trials, df
+
+
+@pytest.fixture
+def warm_teachers(quickstart_run, tmp_path) -> Path:
+    """``tmp_path/teachers``: a copy of the session's trained quickstart teachers (QUICK's
+    settings, seeds 0 and 1), so a test that runs the quickstart at those settings for another
+    fact trains no teacher of its own (its students are the same as without the copy)."""
+    cache = tmp_path / "teachers"
+    shutil.copytree(quickstart_run[0].parent / "teachers", cache)
+    return cache
 
 
 def scrape(port: int, wanted: list[str], wait: float = 30.0) -> str:

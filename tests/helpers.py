@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
+import yaml
 
 from scm_bench.nets.dit import DiT
 from scm_bench.nets.embed import CondConfig
@@ -146,3 +148,14 @@ def fake_inception_file(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     torch.jit.script(FakeInception()).save(str(folder / INCEPTION_FILE))
     return folder / INCEPTION_FILE
+
+
+def yaml_trial_count(path: Path, seeds: list | None = None) -> int:
+    """Trials a grid spec's YAML asks for, read from the file itself (not through the spec
+    loader): the product of its axes' lengths, times each zip group's length, times its seeds
+    (``seeds`` when given, as ``--set seeds=...`` does). The spec states its own seeds (a base's
+    would need the loader's merge, which this count is meant to check)."""
+    doc = yaml.safe_load(Path(path).read_text())
+    grid = math.prod(len(values) for values in (doc.get("axes") or {}).values())
+    zipped = math.prod(len(next(iter(group.values()))) for group in doc.get("zip") or [])
+    return grid * zipped * len(seeds if seeds is not None else doc["seeds"])

@@ -18,8 +18,6 @@ from scm_bench.nets.dit import DiT
 from scm_bench.nets.embed import CondConfig
 from scm_bench.nets.layers import math_attention
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 # (B, heads, N query, M key, head dim, block): N a multiple of the block, N not a multiple,
 # N smaller than one block, cross-attention shapes (N != M), a single-row query.
 SHAPES = [

@@ -24,8 +24,6 @@ from scm_bench.nets.attention_triton import (  # noqa: E402
 )
 from scm_bench.nets.layers import math_attention  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 BLOCK = 16  # the kernel's query and key tile: N = 37 spans 3 blocks, the last one masked
 SHAPES = [(16, 16), (37, 37), (37, 21)]  # (N, M): one block, ragged, cross-attention
 IDS = ["one_block", "ragged", "cross"]

@@ -107,29 +107,41 @@ def progress(stdout: str) -> dict[str, list[tuple]]:
 
 
 @pytest.mark.parametrize("form", ["gcs", "client"])
-def test_a_run_on_a_ray_start_cluster_matches_a_local_run(head, form, quickstart_run, tmp_path):
+def test_a_run_on_a_ray_start_cluster_matches_a_local_run(
+    head, form, quickstart_run, tmp_path, request
+):
+    """gcs: the local quickstart run again, its teachers included. client: the same driver
+    through the other address form, its teachers already in the cache and seed 0 only."""
     run_dir, trials, local = quickstart_run
+    sets, cache = QUICK, tmp_path / "teachers"
+    if form == "client":
+        sets, cache = [*QUICK, "seeds=[0]"], request.getfixturevalue("warm_teachers")
+        trials = [t for t in trials if t.seed == 0]
     args = [sys.executable, "-m", "scm_bench.cli", "run", QUICKSTART, "--out",
-            str(tmp_path / "run"), "--teacher-cache", str(tmp_path / "teachers"),
-            "--address", head[form]] + [x for s in QUICK for x in ("--set", s)]  # fmt: skip
+            str(tmp_path / "run"), "--teacher-cache", str(cache),
+            "--address", head[form]] + [x for s in sets for x in ("--set", s)]  # fmt: skip
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=clean_env())
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
 
     # The rows: every deterministic number equals the local run's.
     got = pd.read_csv(tmp_path / "run" / "results.csv").set_index("trial_id")
-    want = local.set_index("trial_id")
+    want = local.set_index("trial_id").loc[[t.trial_id for t in trials]]
     cols = [c for c in want.select_dtypes("number").columns if re.match(DETERMINISTIC, c)]
     assert cols and got.index.equals(want.index) and (got["status"] == "ok").all()
     pd.testing.assert_frame_equal(got[cols], want[cols], check_dtype=False)
 
-    # The progress lines: one per finished trial and teacher, counted 1..N, on this terminal.
-    teachers = {teacher_dir(t.spec, run_dir.parent / "teachers").name for t in trials}
+    # The progress lines: one per finished trial and teacher, counted 1..N, on this terminal
+    # (a cached teacher is not trained: no line).
+    phases = {"trials": {t.trial_id for t in trials}}
+    if form == "gcs":
+        phases["teachers"] = {teacher_dir(t.spec, run_dir.parent / "teachers").name for t in trials}
     lines = progress(done.stdout)
-    assert set(lines) == {"teachers/2", "trials/4"}, done.stdout
-    for phase, names in (("teachers/2", teachers), ("trials/4", {t.trial_id for t in trials})):
-        assert [n for n, _, _ in lines[phase]] == list(range(1, len(names) + 1))
-        assert {name for _, name, _ in lines[phase]} == names
-        assert {status for _, _, status in lines[phase]} == {"ok"}
+    assert set(lines) == {f"{p}/{len(names)}" for p, names in phases.items()}, done.stdout
+    for phase, names in phases.items():
+        got_lines = lines[f"{phase}/{len(names)}"]
+        assert [n for n, _, _ in got_lines] == list(range(1, len(names) + 1))
+        assert {name for _, name, _ in got_lines} == names
+        assert {status for _, _, status in got_lines} == {"ok"}
 
 
 def test_fractional_gpus_pack_four_trials_on_one_gpu(head, tmp_path):

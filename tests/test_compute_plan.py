@@ -17,8 +17,6 @@ from scm_bench.train.parallel import World
 from scm_bench.train.setup import build_parts
 from scm_bench.train.step import draw_inputs
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 DIGITS_UNET = {"arch": "unet", "width": 8, "depth": 1, "channel_mult": [1, 2],
                "attn_resolutions": [4], "heads": 2, "emb_dim": 16}  # fmt: skip
 

@@ -18,8 +18,6 @@ from scm_bench.core.tangent import TangentConfig
 from scm_bench.core.weighting import AdaptiveWeight
 from scm_bench.nets.attend import make_attend
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 F64 = torch.float64
 ARCHS = ("mlp", "unet", "dit", "unet-fused", "dit-fused")  # -fused: blockwise flash attention
 VARIANTS = list(

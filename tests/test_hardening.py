@@ -190,9 +190,9 @@ def _driver(run_dir: Path, cache: Path, address: str, *extra: str) -> list[str]:
 
 
 def test_a_second_driver_on_the_same_folder_is_refused_and_results_match_a_clean_run(
-    ray_cluster, quickstart_run, tmp_path
+    ray_cluster, quickstart_run, warm_teachers, tmp_path
 ):
-    run_dir, cache = tmp_path / "run", tmp_path / "teachers"
+    run_dir, cache = tmp_path / "run", warm_teachers  # the students alone hold the lock
     first = subprocess.Popen(
         _driver(run_dir, cache, ray_cluster["address"]), stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
@@ -217,8 +217,10 @@ def test_a_second_driver_on_the_same_folder_is_refused_and_results_match_a_clean
     pd.testing.assert_frame_equal(got[cols], clean[cols], check_dtype=False)
 
 
-def test_exit_codes_interrupt_gives_130_and_says_how_to_resume(ray_cluster, tmp_path):
-    run_dir, cache = tmp_path / "run", tmp_path / "teachers"
+def test_exit_codes_interrupt_gives_130_and_says_how_to_resume(
+    ray_cluster, warm_teachers, tmp_path
+):
+    run_dir, cache = tmp_path / "run", warm_teachers  # interrupted among the students
     args = _driver(run_dir, cache, ray_cluster["address"], "--max-concurrent", "1")
     assert args[1:3] == ["-m", "scm_bench.cli"]
     # Ctrl-C as a user's terminal sends it: Python's handler installed even where pytest was
@@ -243,14 +245,15 @@ def test_exit_codes_interrupt_gives_130_and_says_how_to_resume(ray_cluster, tmp_
 
 
 def test_a_crashing_trial_is_retried_then_failed_the_others_finish_and_the_run_exits_1(
-    ray_cluster, tmp_path
+    ray_cluster, warm_teachers, tmp_path
 ):
     """A trial that raises in its worker (a plugin technique that crashes, tests/faults.py) is
     retried per failure.max_retries, then recorded as failed with its reason in one line; the
-    other trials finish and the driver exits 1 without a traceback."""
+    other trials finish and the driver exits 1 without a traceback. The students' teachers are
+    the quickstart's (the crashing spec is the quickstart at FAST's settings): already trained."""
     spec = crashing_spec(tmp_path / "spec", ROOT)
     args = [sys.executable, "-m", "scm_bench.cli", "run", str(spec), "--out",
-            str(tmp_path / "run"), "--teacher-cache", str(tmp_path / "t"), "--address",
+            str(tmp_path / "run"), "--teacher-cache", str(warm_teachers), "--address",
             ray_cluster["address"], "--set", "failure.max_retries=1"]  # fmt: skip
     args += [x for s in FAST for x in ("--set", s)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)

@@ -17,8 +17,6 @@ from scm_bench.train.loop import train_trial
 from scm_bench.train.model import export_model
 from scm_bench.train.setup import build_parts
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 # A class-conditional U-Net on 8x8 digits, small enough to build in a moment.
 DIGITS = {
     "data": {"name": "digits", "class_cond": True},

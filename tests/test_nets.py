@@ -13,8 +13,6 @@ from helpers import SIGMA_D, expand, perturb_, rel_err, small_net, trigflow_batc
 
 from scm_bench.core.jvp import JVPConfig, tangent_of_net
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 ARCHS = ("mlp", "unet")
 TRANSFORMS = ("identity", "edm", "scale1000")
 EMBEDDINGS = ("positional", "fourier")

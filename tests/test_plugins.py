@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import yaml_trial_count
 
 from scm_bench import metrics
 from scm_bench.cli import main
@@ -215,7 +216,8 @@ def test_the_worked_example_runs_on_ray_from_a_folder_outside_the_checkout(tmp_p
     sets = ["train.steps=20", "teacher.steps=30", "eval.n_samples=200", "eval.grid=0",
             "eval.bootstrap=0", "seeds=[0, 1]"]  # fmt: skip
     cli_cmd = [sys.executable, "-m", "scm_bench.cli"]
-    checks = [(["validate", "clip_norm.yaml"], "clip_norm.yaml: ok (8 trials)"),
+    count = yaml_trial_count(EXAMPLE / "clip_norm.yaml")  # axes x seeds, from the file
+    checks = [(["validate", "clip_norm.yaml"], f"clip_norm.yaml: ok ({count} trials)"),
               (["ls", "settings", "--spec", "clip_norm.yaml"], "| clip_norm)")]  # fmt: skip
     for args, shown in checks:
         done = subprocess.run(cli_cmd + args, cwd=tmp_path, env=env, capture_output=True,

@@ -14,8 +14,6 @@ from scm_bench.core.precision import MixedPrecision
 from scm_bench.errors import SpecError
 from scm_bench.train.loop import train_trial
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 
 def first_rows(tmp_path, precision: str, method: str = "sct") -> list[dict]:
     s = spec(TINY, method=method, train={"steps": 8, "log_every": 1, "precision": precision})

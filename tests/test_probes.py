@@ -114,7 +114,7 @@ def test_teacher_ratios_divide_each_sampler_by_the_teacher():
     assert metrics.get("mode_precision_ratio").higher_is_better is True
 
 
-def test_a_trial_ends_with_probe_columns(tmp_path, single_thread):
+def test_a_trial_ends_with_probe_columns(tmp_path):
     from scm_bench.spec.schema import TrialSpec
     from scm_bench.train.loop import train_trial
 
@@ -133,7 +133,7 @@ def test_a_trial_ends_with_probe_columns(tmp_path, single_thread):
     assert "dfdt" not in result["metrics"]
 
 
-def test_curve_every_logs_sample_metrics_without_changing_training(tmp_path, single_thread):
+def test_curve_every_logs_sample_metrics_without_changing_training(tmp_path):
     from scm_bench import rundir
     from scm_bench.spec.schema import TrialSpec
     from scm_bench.train.loop import train_trial
@@ -169,7 +169,7 @@ def test_probe_figure_draws_every_probe_per_variant(tmp_path):
     assert probe_figure(pd.DataFrame({"variant": ["a"]}), ["a"], tmp_path / "none.png") is None
 
 
-def test_matched_probes_at_the_initial_weights_and_a_step(tmp_path, single_thread):
+def test_matched_probes_at_the_initial_weights_and_a_step(tmp_path):
     """probe_steps (0, 3): columns <probe>_at0 and _at3, the same at step 0 for two variants
     that share their initial weights (naive and rearranged JVP orderings, same scratch init),
     and probing never changes the training draws (the losses equal those of a run without)."""

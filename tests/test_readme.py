@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import yaml_trial_count
 
 from scm_bench.cli import main, parser
 from scm_bench.spec import TrialSpec, find_spec, load_trials
@@ -106,7 +107,7 @@ def test_yaml_excerpts_match_the_bundled_specs():
 
 
 @pytest.mark.slow
-def test_the_library_snippet_runs(tmp_path, monkeypatch, single_thread):
+def test_the_library_snippet_runs(tmp_path, monkeypatch):
     """The README's Python, as written, with train_trial shrunk to test size."""
     from scm_bench.train import loop
 
@@ -123,6 +124,6 @@ def test_the_library_snippet_runs(tmp_path, monkeypatch, single_thread):
     assert namespace["result"]["status"] == "ok"
     assert tuple(namespace["x"].shape) == (1000, 2)
     assert namespace["model"].method == "scd" and namespace["teacher"].method == "teacher"
-    bundled = yaml.safe_load(find_spec("tangent_norm").read_text())
-    n_trials = len(bundled["seeds"]) * len(bundled["axes"]["tangent.mode"])
-    assert len(namespace["trials"]) == n_trials and namespace["trials"][0].spec.train.steps == 50
+    (name,) = re.findall(r'load_trials\("([\w-]+)"', snippet)  # the spec the snippet expands
+    count = yaml_trial_count(find_spec(name))  # its axes x seeds, read from the YAML
+    assert len(namespace["trials"]) == count and namespace["trials"][0].spec.train.steps == 50

@@ -293,6 +293,51 @@ def test_output_is_byte_identical(tmp_path):
     assert b"Software" not in (run / "report" / "curves.png").read_bytes()
 
 
+def test_a_rewrite_removes_its_stale_figures_and_keeps_a_users_files(tmp_path):
+    """report/ is rewritten file by file: a figure the new report no longer draws (its metric
+    column is gone) is removed, a user's file beside the figures survives, and a marker that
+    lists a path outside the folder removes nothing there."""
+    run = make_run(tmp_path)
+    write_report(run, META)
+    out = run / "report"
+    assert (out / "bars_mmd.png").is_file()
+    (out / "notes.txt").write_text("my notes")
+    (out / "samples" / "mine.png").write_bytes(b"a user's picture")
+    outside = tmp_path / "precious.txt"
+    outside.write_text("not the report's")
+    marker = json.loads((out / ".scm-bench-report").read_text())
+    assert "bars_mmd.png" in marker["written"] and "notes.txt" not in marker["written"]
+    marker["written"] += ["../../precious.txt", str(outside)]
+    (out / ".scm-bench-report").write_text(json.dumps(marker))
+    results = pd.read_csv(run / "results.csv").drop(columns=["mmd_1step"])
+    results.to_csv(run / "results.csv", index=False)
+
+    write_report(run, META)
+    assert not (out / "bars_mmd.png").exists()  # stale: removed
+    assert (out / "bars_swd.png").is_file() and (out / "table.csv").is_file()
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert (out / "samples" / "mine.png").read_bytes() == b"a user's picture"
+    assert outside.read_text() == "not the report's"
+    written = json.loads((out / ".scm-bench-report").read_text())["written"]
+    assert "notes.txt" not in written and "samples/mine.png" not in written
+    assert set(written) == {p.relative_to(out).as_posix() for p in out.rglob("*")
+                            if p.is_file() and p.name not in ("notes.txt", "mine.png",
+                                                              ".scm-bench-report")}  # fmt: skip
+
+
+def test_a_report_folder_of_an_earlier_version_loses_its_figures_not_a_users_file(tmp_path):
+    """Its marker listed nothing: the rewrite removes the names the report writes, only those."""
+    run = make_run(tmp_path)
+    write_report(run, META)
+    out = run / "report"
+    (out / ".scm-bench-report").write_text("written by scm-bench report; replaced on rewrite\n")
+    (out / "notes.txt").write_text("my notes")
+    results = pd.read_csv(run / "results.csv").drop(columns=["mmd_1step"])
+    results.to_csv(run / "results.csv", index=False)
+    write_report(run, META)
+    assert not (out / "bars_mmd.png").exists() and (out / "notes.txt").read_text() == "my notes"
+
+
 def test_index_links_every_report(tmp_path):
     reports = tmp_path / "reports"
     for name in ("b_run", "a_run"):
@@ -485,7 +530,16 @@ def test_floor_uniform_and_evaluation_noise_are_shown(tmp_path):
     assert "*uniform over the data's box*" in sample and "7.5" in sample
     assert "swd_floor" not in sample and "evalsd" not in sample  # not columns of their own
     noise = text.split("### Noise")[1].split("## Figures")[0]
-    assert "swd_2step ↓" in noise and "0.043 (1.9%)" in noise  # 2% of the mean of the seeds
+    # The Noise row recomputed from results.csv: the median over variants of the SD over seeds
+    # and the mean bootstrap SD of one value, each also as a share of the median variant mean.
+    by = pd.read_csv(run / "results.csv").groupby("variant")
+    mean = np.median(np.abs(by["swd_2step"].mean().to_numpy()))
+    seed_sd = np.median(by["swd_2step"].std(ddof=1).to_numpy())
+    eval_sd = np.mean(by["swd_2step_evalsd"].mean().to_numpy())
+    row = ["swd_2step ↓", *(f"{x:.2g} ({100 * x / mean:.2g}%)" for x in (seed_sd, eval_sd)),
+           f"{seed_sd / eval_sd:.2g}"]  # fmt: skip
+    (line,) = [ln for ln in noise.splitlines() if ln.startswith("| swd_2step ↓")]
+    assert [c.strip() for c in line.strip("|").split("|")] == row
     table = read_table(run)
     assert table.loc[("floor", "swd_floor"), "value"] == 0.125
     assert table.loc[("tangent.mode=raw", "swd_2step"), "evalsd"] == pytest.approx(

@@ -91,7 +91,9 @@ def test_gpu_request_on_cpu_cluster_is_refused_before_training(ray_cluster, tmp_
     assert not list((out / "trials").glob("*/history.jsonl"))
 
 
-def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(ray_cluster, tmp_path):
+def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(
+    ray_cluster, warm_teachers, tmp_path
+):
     args = [
         sys.executable,
         "-m",
@@ -101,7 +103,7 @@ def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(ray_cluster,
         "--out",
         str(tmp_path / "run"),
         "--teacher-cache",
-        str(tmp_path / "teachers"),
+        str(warm_teachers),  # trained: the students are what is killed and resumed
         "--address",
         ray_cluster["address"],
         "--max-concurrent",

@@ -1,9 +1,10 @@
 """A run through Ray Tune leaves what researchers use: a model.pt per trial and teacher that
 `scm-bench sample` redraws the grids from, TensorBoard curves by optimizer step, W&B and MLflow
-runs; teachers go to the user's cache, never beside --out."""
+runs (both from one run); teachers go to the user's cache, never beside --out."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -73,42 +74,46 @@ trial:
 """
 
 
-@pytest.fixture
-def tiny(ray_cluster, tmp_path, monkeypatch):
-    """`scm-bench run` of a one-teacher, one-student spec, with the user's cache in tmp."""
-    monkeypatch.setenv("SCM_BENCH_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "tiny.yaml").write_text(TINY_SPEC)
+@pytest.fixture(scope="module")
+def tiny(ray_cluster, tmp_path_factory):
+    """One `scm-bench run` of a one-teacher, one-student spec with the user's cache in tmp,
+    logging to W&B (offline) and to an MLflow file store where installed: (tmp folder, run)."""
+    tmp = tmp_path_factory.mktemp("tiny")
+    (tmp / "tiny.yaml").write_text(TINY_SPEC)
+    out = tmp / "somewhere" / "run"
+    flags = []
+    if importlib.util.find_spec("wandb"):
+        flags += ["--wandb", "scm-bench-test"]
+    if importlib.util.find_spec("mlflow"):
+        flags += ["--mlflow", (tmp / "mlruns").as_uri()]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SCM_BENCH_CACHE", str(tmp / "cache"))
+        env.setenv("WANDB_MODE", "offline")
+        env.setenv("WANDB_SILENT", "true")
+        assert main(["run", str(tmp / "tiny.yaml"), "--out", str(out), *flags]) == 0
+    return tmp, out
 
-    def run(*flags: str) -> Path:
-        out = tmp_path / "somewhere" / "run"
-        assert main(["run", str(tmp_path / "tiny.yaml"), "--out", str(out), *flags]) == 0
-        return out
 
-    return run
-
-
-def test_teachers_go_to_the_users_cache_never_beside_the_run(tiny, tmp_path):
-    run_dir = tiny()
-    (teacher,) = (tmp_path / "cache" / "teachers").iterdir()
+def test_teachers_go_to_the_users_cache_never_beside_the_run(tiny):
+    tmp, run_dir = tiny
+    (teacher,) = (tmp / "cache" / "teachers").iterdir()
     assert teacher.name.startswith("teacher-") and rundir.is_finished(teacher)
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
     assert pd.read_csv(run_dir / "results.csv")["teacher_dir"].tolist() == [str(teacher)]
 
 
-def test_wandb_offline_gets_one_run_per_trial(tiny, monkeypatch):
+def test_wandb_offline_gets_one_run_per_trial(tiny):
     pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    run_dir = tiny("--wandb", "scm-bench-test")
+    _, run_dir = tiny
     runs = sorted((run_dir / "ray").glob("*/*/wandb/offline-run-*/run-*.wandb"))
     assert [p.parents[3].name.split("-")[0] for p in runs] == ["teachers", "trials"]
     assert all(p.stat().st_size > 0 for p in runs)
 
 
-def test_mlflow_file_store_gets_the_loss_curve_by_optimizer_step(tiny, tmp_path):
+def test_mlflow_file_store_gets_the_loss_curve_by_optimizer_step(tiny):
     pytest.importorskip("mlflow")
-    store = tmp_path / "mlruns"
-    run_dir = tiny("--mlflow", store.as_uri())
+    tmp, run_dir = tiny
+    store = tmp / "mlruns"
     losses = sorted(store.glob("*/*/metrics/loss"))
     assert len(losses) == 2  # the teacher's run and the student's
     (trial,) = pd.read_csv(run_dir / "results.csv")["trial_id"]

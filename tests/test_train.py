@@ -17,8 +17,6 @@ from scm_bench.train.evaluate import evaluate
 from scm_bench.train.loop import train_trial
 from scm_bench.train.setup import build_parts
 
-pytestmark = pytest.mark.usefixtures("single_thread")
-
 TIME_KEYS = {"step_time", "jvp_time"}  # wall-clock diagnostics: never deterministic
 
 
@@ -47,7 +45,7 @@ def assert_same_state(a: dict, b: dict, keys=("net", "ema", "adaptive")) -> None
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
     """The quickstart sCD spec and its teacher (400 steps, batch 256), trained once."""
-    assert torch.get_num_threads() == 1  # single_thread is set up first
+    assert torch.get_num_threads() == 1  # conftest.single_thread: every test on one thread
     scd = spec(QUICKSTART, method="scd")
     teacher_dir = tmp_path_factory.mktemp("teacher")
     result = train_trial(scd.teacher_trial(), teacher_dir)

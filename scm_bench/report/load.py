@@ -146,7 +146,7 @@ def check_report_targets(run_dir: Path) -> None:
         path = Path(run_dir) / name
         if path.is_symlink() or (path.exists() and not path.is_file()):
             raise RunError(f"{path}: is not a file the report can replace; move it away first")
-    out = Path(run_dir) / "report"  # its figures' folder (write.fresh_report_dir checks more)
+    out = Path(run_dir) / "report"  # its figures' folder (folder.fresh_report_dir checks more)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise RunError(f"{out}: exists and is not a folder; move it away to write the report")
 

@@ -5,6 +5,7 @@
 <run dir>/report/table.csv   the main table, long: one row per (variant, column) with its stats
 <run dir>/report/*.png       figures;  report/samples/*.png  sample grids
 <run dir>/report/summary.json   name, claim and trial counts (read by ``write_index``)
+<run dir>/report/.scm-bench-report   the files above: the only ones a rewrite removes
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 from pathlib import Path
 
 import jinja2
@@ -20,11 +20,11 @@ import pandas as pd
 from markupsafe import Markup, escape
 
 from scm_bench import rundir
-from scm_bench.errors import RunError
 from scm_bench.report import figures as fig
 from scm_bench.report import format as fmt
 from scm_bench.report import header, section
 from scm_bench.report.best import BEST_COLUMNS, best_section, markdown_rows
+from scm_bench.report.folder import files_in, fresh_report_dir, list_written
 from scm_bench.report.load import Run, load_histories, load_run, report_writer
 from scm_bench.report.meta import collect_meta
 from scm_bench.report.samples import collect_grids
@@ -128,23 +128,6 @@ def make_figures(run: Run, table: pd.DataFrame, infos: list[MetricInfo], out: Pa
     return [(t, p) for t, p in made if p is not None], notes
 
 
-MARKER = ".scm-bench-report"  # marks a report/ folder as the report's own
-
-
-def fresh_report_dir(out: Path) -> Path:
-    """An empty report/ folder: ours is replaced (no stale figures survive); anything else in
-    its place is a one-line RunError, never deleted."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise RunError(f"{out}: exists and is not a folder; move it away to write the report")
-    if out.exists():
-        if not (out / MARKER).exists():
-            raise RunError(f"{out}: a folder scm-bench did not write; move it away first")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / MARKER).write_text("written by scm-bench report; replaced on every rewrite\n")
-    return out
-
-
 @report_writer  # its own files checked first; the run only read (nothing renamed)
 def write_report(
     run_dir: Path, meta: dict | None = None, alpha_power: float | None = None
@@ -155,7 +138,8 @@ def write_report(
     run_dir = Path(run_dir)
     run = load_run(run_dir)
     meta = collect_meta() if meta is None else meta
-    out = fresh_report_dir(run_dir / "report")
+    out = fresh_report_dir(run_dir / "report")  # only the last report's own files removed
+    kept = files_in(out)  # a user's files beside them: never listed, never removed
 
     # Verdicts, tables, figures, sample grids.
     verdict_ctx = section.verdict_context(run, alpha_power)
@@ -181,6 +165,9 @@ def write_report(
         "commit": meta.get("commit"),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    ours = [out / "table.csv", out / "summary.json", *(p for _, p in figures)]
+    ours += [i["path"] for g in grids for i in g["images"]]
+    list_written(out, files_in(out) - kept | {p.relative_to(out).as_posix() for p in ours})
 
     # Render both flavours from one context.
     rel = lambda p: p.relative_to(run_dir).as_posix()
