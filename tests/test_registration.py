@@ -93,6 +93,21 @@ def test_a_design_that_replays_a_published_runs_trials_is_not_confirmatory(repo)
     assert replayed(IDS, log) == 4 and replayed(IDS, repo / "none.jsonl") == 0
 
 
+def test_same_spec_variant_and_seed_with_the_same_training_is_a_replay(tmp_path):
+    """An evaluation setting added since (eval.probe_steps) moves every hash but not the
+    training: the same spec, variant and seed with the same training settings is still the
+    same numbers. A changed training setting (train.lr) makes them new trials."""
+    log = tmp_path / "history.jsonl"
+    old_ids = [t.rsplit("-", 1)[0] + "-99" for t in IDS[:2]]  # other hashes, same stems
+    settings = {"train.lr": 0.001, "eval.n_samples": 2000}
+    entry = {"fingerprint": "old", "commits": ["abcdef1"], "design": {"trials": old_ids},
+             "trial": settings | {"eval.n_samples": 1000}}  # fmt: skip
+    log.write_text(json.dumps(entry) + "\n")
+    assert replayed(IDS, log) == 0  # by hash alone: nothing
+    assert replayed(IDS, log, settings=settings) == 2
+    assert replayed(IDS, log, settings=settings | {"train.lr": 0.002}) == 0
+
+
 def test_prose_is_not_part_of_the_design_but_claims_and_trials_are():
     """Rewording the description or a claim's paper reference keeps the fingerprint; a claim's
     direction, a gate or one trial setting (its id) changes it."""

@@ -148,6 +148,7 @@ def cmd_publish(args) -> int:
 def cmd_register(args) -> int:
     """`scm-bench register SPEC`: write the registration of the spec as loaded (with --set)."""
     from scm_bench.errors import UserError
+    from scm_bench.report import format as fmt
     from scm_bench.report.confirm import HISTORY
     from scm_bench.spec import load_trials
     from scm_bench.spec.registration import register, replayed
@@ -156,7 +157,8 @@ def cmd_register(args) -> int:
     ids = [t.trial_id for t in loaded.trials]
     log = Path(loaded.where).resolve().parent
     log = next((d / HISTORY for d in (log, *log.parents) if (d / HISTORY).exists()), None)
-    k = replayed(ids, log) if log is not None else 0
+    settings = fmt.flatten(loaded.spec.model_dump(mode="json").get("trial") or {})
+    k = replayed(ids, log, settings=settings) if log is not None else 0
     if k:
         raise UserError(f"{args.spec}: {k} of its {len(ids)} trials repeat trials of a run "
                         f"published in {log} (same settings and seed: the same numbers); "

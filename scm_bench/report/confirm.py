@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from scm_bench.report import format as fmt
 from scm_bench.report.load import Run
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.registration import REGISTERED, design, fingerprint, replayed
@@ -71,7 +72,8 @@ def status(run: Run, repo: Path = REPO) -> tuple[str, str]:
         if added and all(_git("merge-base", "--is-ancestor", added[0], c, repo=repo).returncode
                          == 0 for c in commits):  # fmt: skip
             ids = [str(t) for t in run.results["trial_id"]]
-            k = replayed(ids, repo / HISTORY, (fp, {c[:7] for c in commits}))
+            settings = fmt.flatten(run.spec.get("trial") or {})
+            k = replayed(ids, repo / HISTORY, (fp, {c[:7] for c in commits}), settings)
             if k:
                 return "exploratory", (f"{k} of its {len(ids)} trials repeat trials of a run "
                                        "published before (same settings and seed: the same "

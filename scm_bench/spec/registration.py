@@ -67,15 +67,32 @@ def _digest(trial_id: str) -> str:
     return trial_id.rsplit("-", 1)[-1]
 
 
-def replayed(trial_ids: list[str], log: Path, this_run: tuple[str, set[str]] | None = None) -> int:
+def _stem(trial_id: str) -> str:
+    """A trial id without its hash: spec name, variant and seed ('warmup-...-s3')."""
+    return trial_id.rsplit("-", 1)[0]
+
+
+def _training(settings: dict) -> dict:
+    """Flattened trial settings without the evaluation's (``eval.*`` never changes training)."""
+    return {k: v for k, v in settings.items() if not k.startswith("eval.")}
+
+
+def replayed(
+    trial_ids: list[str],
+    log: Path,
+    this_run: tuple[str, set[str]] | None = None,
+    settings: dict | None = None,
+) -> int:
     """How many of these trials repeat a trial of a run published before (``log``: a reports
-    folder's history.jsonl): same resolved settings and seed, so on the same hardware the same
-    numbers, whatever the spec's name (a pilot's seeds included). Such pairs are not new data,
-    and a design that reuses them confirms nothing. ``this_run``: (fingerprint, short commits)
-    of the run being judged, whose own published entry is left out."""
+    folder's history.jsonl), so that on the same hardware they give the same numbers and are
+    not new data: the same resolved settings and seed (the id's hash, under any spec name: a
+    pilot's), or, given ``settings`` (the run's flattened trial settings), the same spec,
+    variant and seed with the same training settings (an evaluation setting added since moves
+    the hash, not the training). ``this_run``: (fingerprint, short commits) of the run being
+    judged, whose own published entry is left out."""
     if not Path(log).exists():
         return 0
-    seen = set()
+    hashes, stems = set(), set()
     for line in Path(log).read_text().splitlines():
         try:
             entry = json.loads(line)
@@ -84,5 +101,8 @@ def replayed(trial_ids: list[str], log: Path, this_run: tuple[str, set[str]] | N
         mine = this_run and entry.get("fingerprint") == this_run[0]
         if mine and set(entry.get("commits") or []) <= this_run[1]:
             continue
-        seen |= {_digest(t) for t in (entry.get("design") or {}).get("trials") or []}
-    return sum(_digest(t) in seen for t in trial_ids)
+        ids = (entry.get("design") or {}).get("trials") or []
+        hashes |= {_digest(t) for t in ids}
+        if settings is not None and _training(entry.get("trial") or {}) == _training(settings):
+            stems |= {_stem(t) for t in ids}
+    return sum(_digest(t) in hashes or _stem(t) in stems for t in trial_ids)
