@@ -109,7 +109,7 @@ def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(
         "--max-concurrent",
         "1",
     ]
-    for s in QUICK[1:] + ["train.steps=60"]:
+    for s in QUICK[1:] + ["train.steps=60", "seeds=[0]"]:  # two students, one after the other
         args += ["--set", s]
     proc = subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
@@ -124,13 +124,13 @@ def test_sigkill_of_the_driver_then_rerun_completes_without_redoing(
         p.parent.name: (p.stat().st_mtime_ns, p.read_text())
         for p in trials_dir.glob("*/result.json")
     }
-    assert 1 <= len(finished) < 4, "kill must land mid-run"
+    assert len(finished) == 1, "kill must land mid-run"
     time.sleep(2)  # let Ray reap the dead driver's workers
 
     rerun = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     df = pd.read_csv(tmp_path / "run" / "results.csv")
-    assert len(df) == 4 and (df["status"] == "ok").all()
+    assert len(df) == 2 and (df["status"] == "ok").all()
     for tid, (mtime, text) in finished.items():
         p = trials_dir / tid / "result.json"
         assert p.stat().st_mtime_ns == mtime and p.read_text() == text, f"{tid} was redone"
