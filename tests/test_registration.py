@@ -93,6 +93,29 @@ def test_a_design_that_replays_a_published_runs_trials_is_not_confirmatory(repo)
     assert replayed(IDS, log) == 4 and replayed(IDS, repo / "none.jsonl") == 0
 
 
+def test_trials_shared_with_a_run_made_after_the_registration_are_new_data(repo):
+    """Two registered designs may share a baseline's trials (the same settings and seed): the
+    other design's run, from a checkout that already held this registration, made that data
+    after this design was fixed, so it could not have informed it. The same trials published
+    from a checkout before the registration (a pilot) still make the run exploratory."""
+    git(repo, "commit", "-q", "--allow-empty", "-m", "pilot ran here")
+    pilot_commit = git(repo, "rev-parse", "HEAD")
+    path, fp = register(repo / "ablations" / "x.yaml", spec(), IDS)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "register")
+    after = git(repo, "rev-parse", "HEAD")
+    (repo / "reports").mkdir()
+    log = repo / "reports" / "history.jsonl"
+    shared = ["y-base-s0-" + IDS[0].rsplit("-", 1)[1], "y-base-s1-" + IDS[1].rsplit("-", 1)[1]]
+    other = {"fingerprint": "e" * 64, "commits": [after[:7]], "design": {"trials": shared}}
+    log.write_text(json.dumps(other) + "\n")
+    assert status(fake_run(spec(), after), repo)[0] == "confirmatory"
+    other["commits"] = [after[:7], pilot_commit[:7]]  # one of its trials ran before
+    log.write_text(json.dumps(other) + "\n")
+    label, why = status(fake_run(spec(), after), repo)
+    assert label == "exploratory" and why.startswith("2 of its 4 trials repeat trials")
+
+
 def test_same_spec_variant_and_seed_with_the_same_training_is_a_replay(tmp_path):
     """An evaluation setting added since (eval.probe_steps) moves every hash but not the
     training: the same spec, variant and seed with the same training settings is still the

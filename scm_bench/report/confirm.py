@@ -5,7 +5,9 @@ spec.yaml and trial ids, ``spec.registration``) matches a registration file comm
 package's repository, (3) every trial recorded a clean commit, and (4) the commit that added
 the registration is an ancestor of every trial's commit (``git merge-base --is-ancestor``).
 (5) none of its trials repeats a trial of a run published before (same settings and seed, so
-the same numbers: a pilot replayed is not a confirmation; ``registration.replayed``).
+the same numbers: a pilot replayed is not a confirmation; ``registration.replayed``), unless
+that run's trials too ran from checkouts holding this registration (data made after the
+design was fixed, e.g. another registered design's run sharing this baseline).
 Anything else is exploratory, with the reason.
 """
 
@@ -69,11 +71,14 @@ def status(run: Run, repo: Path = REPO) -> tuple[str, str]:
     for path in found:
         log = _git("log", "--diff-filter=A", "--format=%H", "--", str(path), repo=repo)
         added = log.stdout.split()[-1:] if log.returncode == 0 else []
-        if added and all(_git("merge-base", "--is-ancestor", added[0], c, repo=repo).returncode
-                         == 0 for c in commits):  # fmt: skip
+        def after(cs, reg=added[0] if added else "") -> bool:
+            return all(_git("merge-base", "--is-ancestor", reg, c, repo=repo).returncode == 0
+                       for c in cs)  # fmt: skip
+
+        if added and after(commits):
             ids = [str(t) for t in run.results["trial_id"]]
             settings = fmt.flatten(run.spec.get("trial") or {})
-            k = replayed(ids, repo / HISTORY, (fp, {c[:7] for c in commits}), settings)
+            k = replayed(ids, repo / HISTORY, (fp, {c[:7] for c in commits}), settings, after)
             if k:
                 return "exploratory", (f"{k} of its {len(ids)} trials repeat trials of a run "
                                        "published before (same settings and seed: the same "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from scm_bench.errors import RunError
@@ -82,6 +83,7 @@ def replayed(
     log: Path,
     this_run: tuple[str, set[str]] | None = None,
     settings: dict | None = None,
+    later: Callable[[list[str]], bool] | None = None,
 ) -> int:
     """How many of these trials repeat a trial of a run published before (``log``: a reports
     folder's history.jsonl), so that on the same hardware they give the same numbers and are
@@ -89,7 +91,10 @@ def replayed(
     pilot's), or, given ``settings`` (the run's flattened trial settings), the same spec,
     variant and seed with the same training settings (an evaluation setting added since moves
     the hash, not the training). ``this_run``: (fingerprint, short commits) of the run being
-    judged, whose own published entry is left out."""
+    judged, whose own published entry is left out. ``later(commits)``: True when a published
+    run's trials all ran from checkouts that already held the judged design's registration;
+    such data did not exist when the design was fixed, so it could not have informed it (two
+    registered designs may share a baseline's trials) and is left out."""
     if not Path(log).exists():
         return 0
     hashes, stems = set(), set()
@@ -100,6 +105,8 @@ def replayed(
             continue
         mine = this_run and entry.get("fingerprint") == this_run[0]
         if mine and set(entry.get("commits") or []) <= this_run[1]:
+            continue
+        if later is not None and entry.get("commits") and later(list(entry["commits"])):
             continue
         ids = (entry.get("design") or {}).get("trials") or []
         hashes |= {_digest(t) for t in ids}
