@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -30,6 +31,12 @@ HISTORY = Path("reports") / "history.jsonl"  # the checkout's published runs (re
 
 def _git(*args: str, repo: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+
+
+def _descend(commits, ancestor: str, repo: Path) -> bool:
+    """Every commit has ``ancestor`` in its history (or is it); an unknown commit has not."""
+    return all(_git("merge-base", "--is-ancestor", ancestor, c, repo=repo).returncode == 0
+               for c in commits)  # fmt: skip
 
 
 def run_design(run: Run) -> dict | None:
@@ -71,14 +78,11 @@ def status(run: Run, repo: Path = REPO) -> tuple[str, str]:
     for path in found:
         log = _git("log", "--diff-filter=A", "--format=%H", "--", str(path), repo=repo)
         added = log.stdout.split()[-1:] if log.returncode == 0 else []
-        def after(cs, reg=added[0] if added else "") -> bool:
-            return all(_git("merge-base", "--is-ancestor", reg, c, repo=repo).returncode == 0
-                       for c in cs)  # fmt: skip
-
-        if added and after(commits):
+        if added and _descend(commits, added[0], repo):
             ids = [str(t) for t in run.results["trial_id"]]
             settings = fmt.flatten(run.spec.get("trial") or {})
-            k = replayed(ids, repo / HISTORY, (fp, {c[:7] for c in commits}), settings, after)
+            later = partial(_descend, ancestor=added[0], repo=repo)
+            k = replayed(ids, repo / HISTORY, (fp, {c[:7] for c in commits}), settings, later)
             if k:
                 return "exploratory", (f"{k} of its {len(ids)} trials repeat trials of a run "
                                        "published before (same settings and seed: the same "
