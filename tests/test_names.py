@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,16 @@ def one_line(problem: str | None) -> str:
     return problem
 
 
-def test_out_through_a_file_or_onto_a_file_is_refused(tmp_path):
-    f = tmp_path / "notes.txt"
+@pytest.fixture
+def short_tmp():
+    """A folder with a short path: the messages shorten paths past 80 characters, and pytest's
+    tmp_path is longer under some runners (pytest-xdist adds 'popen-gw1/')."""
+    with tempfile.TemporaryDirectory(prefix="scm-") as d:
+        yield Path(d)
+
+
+def test_out_through_a_file_or_onto_a_file_is_refused(short_tmp):
+    f = short_tmp / "notes.txt"
     f.write_text("x")
     assert one_line(check_out_dir(f / "run")).endswith(
         f"goes through the file '{f}'; give a folder path, e.g. runs/<name>"
@@ -97,22 +106,22 @@ def expected_unwritable(locked: Path) -> str:
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_out_under_a_folder_we_cannot_write_is_refused(tmp_path):
-    locked = tmp_path / "locked"
+def test_out_under_a_folder_we_cannot_write_is_refused(short_tmp):
+    locked = short_tmp / "locked"
     locked.mkdir(mode=0o555)
     assert check_out_dir(locked / "a" / "run") == expected_unwritable(locked)
 
 
-def test_out_under_a_folder_the_os_says_is_not_writable_is_refused(tmp_path, monkeypatch):
+def test_out_under_a_folder_the_os_says_is_not_writable_is_refused(short_tmp, monkeypatch):
     """The same check where the tests run as root: os.access answers for the folder asked."""
-    locked = tmp_path / "locked"
+    locked = short_tmp / "locked"
     locked.mkdir()
     real_access = os.access
     monkeypatch.setattr(
         os, "access", lambda p, mode, **kw: Path(p) != locked and real_access(p, mode)
     )
     assert check_out_dir(locked / "a" / "run") == expected_unwritable(locked)
-    assert check_out_dir(tmp_path / "free" / "run") is None
+    assert check_out_dir(short_tmp / "free" / "run") is None
 
 
 def test_unusable_paths_are_refused_not_raised():

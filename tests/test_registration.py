@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from scm_bench.cli import main
 from scm_bench.report.confirm import status
 from scm_bench.report.load import Run
 from scm_bench.spec.ablation import AblationSpec
@@ -153,25 +154,24 @@ def test_register_refuses_a_foreign_file_in_its_place(tmp_path):
         register(tmp_path / "x.yaml", spec(), IDS)
 
 
-def test_register_command_writes_beside_the_spec(tmp_path):
-    import sys
-
+def test_register_command_writes_beside_the_spec(tmp_path, capsys):
     (tmp_path / "x.yaml").write_text("name: x\naxes: {tangent.mode: [normalize, raw]}\n"
                                      "trial: {train: {steps: 5}}\n")  # fmt: skip
-    cmd = [sys.executable, "-m", "scm_bench.cli", "register", str(tmp_path / "x.yaml")]
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    assert out.returncode == 0 and "registered in" in out.stdout, out.stderr
+    args = ["register", str(tmp_path / "x.yaml")]
+    assert main(args) == 0
+    out = capsys.readouterr()
+    assert "registered in" in out.out, out.err
     (found,) = (tmp_path / "registered").glob("x.*.json")
-    assert found.name.split(".")[1] in out.stdout
+    assert found.name.split(".")[1] in out.out
     # A published run (a pilot, say) already ran one of these trials: refused, one line.
     trials = json.loads(found.read_text())["design"]["trials"]
     (tmp_path / "reports").mkdir()
     pilot = {"fingerprint": "p", "commits": [], "design": {"trials": ["pilot-" + trials[0]]}}
     (tmp_path / "reports" / "history.jsonl").write_text(json.dumps(pilot) + "\n")
     found.unlink()
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-    assert "1 of its 2 trials repeat trials of a run published" in out.stderr
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 of its 2 trials repeat trials of a run published" in err
     assert not list((tmp_path / "registered").glob("x.*.json"))
 
 
