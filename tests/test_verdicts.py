@@ -13,8 +13,10 @@ from scipy import stats
 from statsmodels.stats.weightstats import ttost_paired
 
 from scm_bench.report.decide import evaluate_claim
-from scm_bench.report.gates import frame, gate_failures
+from scm_bench.report.gates import frame, gate_checks, gate_failures
 from scm_bench.report.power import pairs_needed, t_power
+from scm_bench.report.section import gate_lines
+from scm_bench.report.verdicts import Judged
 from scm_bench.spec.claims import Claim
 from scm_bench.spec.gates import Gate
 
@@ -100,6 +102,31 @@ def test_spec_gates_near_teacher_and_finite():
     assert "diverged in 1 of 8" in gate_failures(df, claim(), [finite])[0]
     other = Gate(check="finite", variant={A: "identity"}, claims=["another claim"])
     assert gate_failures(df, claim(), [other]) == []
+
+
+def test_a_passed_gate_says_what_it_measured_and_the_report_lists_each_once():
+    """A gate that holds is shown too, with its numbers, so a reader can check the regime of a
+    reproduced claim: each distinct outcome once, failed first, with the claims it guards."""
+    s = seeds()
+    df = grid({("edm", "fourier"): s, ("identity", "positional"): s},
+              extra={"mode_precision_teacher": 0.6, "mode_precision_uniform": 0.1})  # fmt: skip
+    near = Gate(check="near_teacher", variant={A: "identity"}, metric="mode_precision_2step",
+                tolerance=0.5)  # fmt: skip
+    base_mean = float(s.mean())
+    checks = gate_checks(df, claim(), [near])
+    assert [c.passed for c in checks] == [True, True]
+    assert checks[0].text.endswith(f" mode_precision_2step {base_mean:.4g} beats uniform 0.1")
+    assert checks[1].text.endswith(f"is {abs(base_mean / 0.6 - 1):.0%} from its teacher's 0.6 "
+                                   "(allowed 50%)")  # fmt: skip
+    far = near.model_copy(update={"tolerance": 0.01})
+    verdict = evaluate_claim(df, claim())
+    judged = [
+        Judged(claim(), verdict, gates=tuple(gate_checks(df, claim(), [near]))),
+        Judged(claim(name="other"), verdict, gates=tuple(gate_checks(df, claim(), [far]))),
+    ]
+    lines = gate_lines(judged)
+    assert [(g["passed"], g["claims"]) for g in lines] == [
+        (False, "other"), (True, "every claim"), (True, claim().name)]  # fmt: skip
 
 
 def test_the_frame_puts_the_baseline_beside_teacher_floor_and_uniform():

@@ -9,6 +9,7 @@ variant of its contrast beats the uniform sampler in that metric (mean over its 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,13 @@ from scm_bench import metrics, rundir
 from scm_bench.report.pairs import contrast_cells, matching_variants
 from scm_bench.spec.claims import DIVERGED, Claim
 from scm_bench.spec.gates import Gate
+
+
+class Outcome(NamedTuple):
+    """A gate checked: did it hold, and what was measured against what."""
+
+    passed: bool
+    text: str
 
 
 def _mean(rows: pd.DataFrame, column: str) -> float:
@@ -40,49 +48,56 @@ def _reference(df: pd.DataFrame, column: str, row: str) -> float:
     return _mean(df.assign(status=rundir.OK), f"{metrics.base_name(column)}_{row}")
 
 
-def beats_uniform(df: pd.DataFrame, rows: pd.DataFrame, label: str, column: str) -> str:
-    """'' when the variant beats uniform in ``column`` (or no uniform value was recorded)."""
+def beats_uniform(df: pd.DataFrame, rows: pd.DataFrame, label: str, column: str) -> Outcome:
+    """Does the variant beat uniform in ``column``? (True with no text where no uniform value
+    was recorded: nothing to check.)"""
     value, uniform = _mean(rows, column), _reference(df, column, metrics.UNIFORM)
-    if not (math.isfinite(value) and math.isfinite(uniform)) or _better(value, uniform, column):
-        return ""
-    return f"{label} {column} {value:.4g} does not beat uniform {uniform:.4g}"
+    if not (math.isfinite(value) and math.isfinite(uniform)):
+        return Outcome(True, "")
+    ok = _better(value, uniform, column)
+    said = "beats" if ok else "does not beat"
+    return Outcome(ok, f"{label} {column} {value:.4g} {said} uniform {uniform:.4g}")
 
 
-def check_gate(df: pd.DataFrame, gate: Gate, claim: Claim) -> str:
-    """'' when the gate holds, else one line saying what failed."""
+def check_gate(df: pd.DataFrame, gate: Gate, claim: Claim) -> Outcome:
+    """The gate's outcome, one line saying what was measured against what."""
     label = matching_variants(df, claim, gate.variant)
     if len(label) != 1:
-        return f"gate variant {gate.variant} selects {len(label)} variants"
+        return Outcome(False, f"gate variant {gate.variant} selects {len(label)} variants")
     rows = df[df["variant"].astype(str) == label[0]]
     if gate.check == "finite":
         k = int((rows["status"] == rundir.DIVERGED).sum())
-        return f"{label[0]} diverged in {k} of {len(rows)} trials" if k else ""
+        return Outcome(not k, f"{label[0]} diverged in {k} of {len(rows)} trials")
     if gate.check == "beats_uniform":
         return beats_uniform(df, rows, label[0], gate.metric)
     value = _mean(rows, gate.metric)
     teacher = _mean(rows, f"{metrics.base_name(gate.metric)}_teacher")
     if not (math.isfinite(value) and math.isfinite(teacher) and teacher):
-        return f"{label[0]} {gate.metric}: no value or no teacher value to compare"
+        return Outcome(False, f"{label[0]} {gate.metric}: no value or no teacher value to compare")
     gap = abs(value / teacher - 1)
-    if gap <= gate.tolerance:
-        return ""
-    return (f"{label[0]} {gate.metric} {value:.4g} is {gap:.0%} from its teacher's "
-            f"{teacher:.4g} (allowed {gate.tolerance:.0%})")  # fmt: skip
+    return Outcome(gap <= gate.tolerance, f"{label[0]} {gate.metric} {value:.4g} is {gap:.0%} "
+                   f"from its teacher's {teacher:.4g} (allowed {gate.tolerance:.0%})")  # fmt: skip
 
 
-def gate_failures(df: pd.DataFrame, claim: Claim, gates: list[Gate]) -> list[str]:
-    """Why the claim's regime is invalid: the default gate, then the spec's gates for it."""
-    failed = []
+def gate_checks(df: pd.DataFrame, claim: Claim, gates: list[Gate]) -> list[Outcome]:
+    """The claim's gates, checked: the default gate (each baseline-side cell of a sample-metric
+    contrast beats uniform), then the spec's gates for it."""
+    checks = []
     m = metrics.REGISTRY.get(metrics.base_name(claim.metric))
     if claim.metric != DIVERGED and m is not None and m.kind == "sample":
         for _, side, rows in contrast_cells(df, claim):
             if side == "baseline":
                 label = str(rows["variant"].iloc[0]) if len(rows) else "baseline"
-                failed.append(beats_uniform(df, rows, label, claim.metric))
+                checks.append(beats_uniform(df, rows, label, claim.metric))
     for gate in gates:
         if not gate.claims or claim.name in gate.claims:
-            failed.append(check_gate(df, gate, claim))
-    return [f for f in failed if f]
+            checks.append(check_gate(df, gate, claim))
+    return [c for c in checks if c.text]
+
+
+def gate_failures(df: pd.DataFrame, claim: Claim, gates: list[Gate]) -> list[str]:
+    """Why the claim's regime is invalid ([] when every gate holds)."""
+    return [c.text for c in gate_checks(df, claim, gates) if not c.passed]
 
 
 def frame(df: pd.DataFrame, claim: Claim) -> str:

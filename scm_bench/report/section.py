@@ -44,17 +44,28 @@ def verdict_context(run: Run, alpha_power: float | None = None, history=()) -> d
         ],  # fmt: skip
         "design": judged[0].design if judged else "exploratory",
         "design_why": judged[0].design_why if judged else "",
-        "invalid": [
-            {"claim": j.claim.name, "why": j.verdict.gate}
-            for j in judged
-            if j.verdict is not None and j.verdict.gate
-        ],  # fmt: skip
+        "gates": gate_lines(judged),
         "history": history,
         "history_columns": HISTORY_COLUMNS,
         "history_table": fmt.markdown_table(
             HISTORY_COLUMNS, [[fmt.md_text(h[c]) for c in HISTORY_COLUMNS] for h in history]
         ),  # fmt: skip
     }
+
+
+def gate_lines(judged: list[vd.Judged]) -> list[dict]:
+    """Each distinct gate outcome once, failed ones first, with the claims it guards ('every
+    claim' when all): {'passed', 'text', 'claims'}."""
+    named = [j for j in judged if j.verdict is not None]
+    guards: dict[tuple[bool, str], list[str]] = {}
+    for j in named:
+        for g in j.gates:
+            guards.setdefault((g.passed, g.text), []).append(j.claim.name)
+    lines = []
+    for (passed, text), claims in sorted(guards.items(), key=lambda kv: kv[0][0]):
+        said = "every claim" if len(claims) == len(named) else "; ".join(claims)
+        lines.append({"passed": passed, "text": text, "claims": said})
+    return lines
 
 
 def summary_claims(ctx: dict) -> list[dict]:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from scm_bench import rundir
 from scm_bench.report import confirm
 from scm_bench.report.decide import evaluate_claims, family_p, pct
-from scm_bench.report.gates import gate_failures
+from scm_bench.report.gates import Outcome, gate_checks
 from scm_bench.report.load import Run
 from scm_bench.report.pairs import contrast_cells, paired_differences
 from scm_bench.report.stats import ALPHA, POWER, Verdict
@@ -38,6 +38,7 @@ class Judged:
     variant: str | None = None  # the label of the claim's treated variant in the results
     design: str = "exploratory"  # confirmatory | exploratory (report.confirm)
     design_why: str = ""
+    gates: tuple[Outcome, ...] = ()  # its validity gates, checked (``report.gates``)
 
 
 def _entries(run: Run, key: str, model, what: str) -> tuple[list, list[str]]:
@@ -98,12 +99,14 @@ def judge(run: Run, alpha_power: float | None = None) -> tuple[list[Judged], lis
             problems[i] = str(err) or "no trials"
     ok = [i for i in range(len(claims)) if i not in problems]
     tested = evaluate_claims(run.results, [claims[i] for i in ok], alpha_power)
-    verdicts = {}
+    verdicts, checks = {}, {}
     for i, v in zip(ok, tested, strict=True):
-        failed = gate_failures(run.results, claims[i], gates)
+        checks[i] = tuple(gate_checks(run.results, claims[i], gates))
+        failed = [c.text for c in checks[i] if not c.passed]
         verdicts[i] = replace(v, verdict="invalid regime", gate="; ".join(failed)) if failed else v
     judged = [Judged(c, verdicts.get(i), problems.get(i, ""), *found.get(i, (NAN, NAN, None)),
-                     design=design, design_why=why) for i, c in enumerate(claims)]  # fmt: skip
+                     design=design, design_why=why, gates=checks.get(i, ()))
+              for i, c in enumerate(claims)]  # fmt: skip
     return judged, notes + gate_notes
 
 
