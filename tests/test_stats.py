@@ -24,6 +24,7 @@ from scm_bench.report.stats import (
     seed_summary,
     seeds_needed,
 )
+from scm_bench.report.verdicts import effect_text
 from scm_bench.spec.claims import Claim
 
 AXIS = "tangent.mode"
@@ -137,6 +138,8 @@ def test_both_diverge_but_one_earlier_is_seen_as_time_to_event():
     v = evaluate_claim(df, claim(metric="diverged", direction="higher"))
     assert stats.fisher_exact([[8, 0], [8, 0]]).pvalue == 1.0
     assert v.p == pytest.approx(stats.chi2.sf(8.0, 1), rel=1e-9) and v.verdict == "reproduced"
+    # The rates are equal, so the effect shown says when: medians 45 (10..80) and 50.
+    assert effect_text(v).startswith("8/8 vs 8/8 diverged, median step 45 vs 50: +0% [")
 
 
 def test_never_diverged_trials_are_censored_not_dropped():

@@ -112,11 +112,15 @@ def judge(run: Run, alpha_power: float | None = None) -> tuple[list[Judged], lis
 
 def effect_text(v: Verdict) -> str:
     """'-12% [-20%, -3%]' (relative change, its interval; '(90%)' when not the 95% one); a
-    difference where the baseline is 0; divergence counts and the rate difference."""
+    difference where the baseline is 0; divergence counts (with each arm's median divergence
+    step where both diverged) and the rate difference."""
     if v.diverged is not None:
         k_t, n_t, k_b, n_b = v.diverged
         rates = f"{pct(v.effect)} [{pct(v.ci_low)}, {pct(v.ci_high)}]"
-        return f"{k_t}/{n_t} vs {k_b}/{n_b} diverged: {rates}"
+        when = ""
+        if v.median_diverged_step and k_t and k_b:  # the log-rank test weighs when, too
+            when = ", median step {:g} vs {:g}".format(*v.median_diverged_step)
+        return f"{k_t}/{n_t} vs {k_b}/{n_b} diverged{when}: {rates}"
     level = "" if round(v.confidence, 3) == 0.95 else f" ({v.confidence:.0%})"
     if v.scale == "linear" and not math.isfinite(v.rel_effect):  # e.g. a count from 0
         return f"{v.effect:+.3g} [{v.ci_low:+.3g}, {v.ci_high:+.3g}] (difference){level}"
