@@ -68,7 +68,7 @@ def one_line(problem: str | None) -> str:
 def short_tmp():
     """A folder with a short path: the messages shorten paths past 80 characters, and pytest's
     tmp_path is longer under some runners (pytest-xdist adds 'popen-gw1/')."""
-    with tempfile.TemporaryDirectory(prefix="scm-") as d:
+    with tempfile.TemporaryDirectory(prefix="scm-", dir="/tmp") as d:
         yield Path(d)
 
 

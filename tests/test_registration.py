@@ -111,6 +111,14 @@ def test_trials_shared_with_a_run_made_after_the_registration_are_new_data(repo)
     other = {"fingerprint": "e" * 64, "commits": [after[:7]], "design": {"trials": shared}}
     log.write_text(json.dumps(other) + "\n")
     assert status(fake_run(spec(), after), repo)[0] == "confirmatory"
+    # The same design run again after its registration (same seeds: the same numbers) is not
+    # exempt: re-running a design until it reproduces is not a confirmation.
+    git(repo, "commit", "-q", "--allow-empty", "-m", "another change")
+    later = git(repo, "rev-parse", "HEAD")
+    again = {"fingerprint": fp, "commits": [after[:7]], "design": {"trials": IDS}}
+    log.write_text(json.dumps(again) + "\n")
+    label, why = status(fake_run(spec(), later), repo)
+    assert label == "exploratory" and why.startswith("4 of its 4 trials repeat trials")
     other["commits"] = [after[:7], pilot_commit[:7]]  # one of its trials ran before
     log.write_text(json.dumps(other) + "\n")
     label, why = status(fake_run(spec(), after), repo)

@@ -127,6 +127,10 @@ def test_a_passed_gate_says_what_it_measured_and_the_report_lists_each_once():
     lines = gate_lines(judged)
     assert [(g["passed"], g["claims"]) for g in lines] == [
         (False, "other"), (True, "every claim"), (True, claim().name)]  # fmt: skip
+    # A spec gate repeating the default one guards its claim once, not "every claim".
+    twice = Judged(claim(), verdict, gates=tuple(gate_checks(df, claim(), [near])) * 2)
+    alone = Judged(claim(name="other"), verdict)
+    assert [g["claims"] for g in gate_lines([twice, alone])] == [claim().name] * 2
 
 
 def test_the_frame_puts_the_baseline_beside_teacher_floor_and_uniform():

@@ -57,13 +57,14 @@ def gate_lines(judged: list[vd.Judged]) -> list[dict]:
     """Each distinct gate outcome once, failed ones first, with the claims it guards ('every
     claim' when all): {'passed', 'text', 'claims'}."""
     named = [j for j in judged if j.verdict is not None]
-    guards: dict[tuple[bool, str], list[str]] = {}
+    guards: dict[tuple[bool, str], dict[str, None]] = {}  # outcome -> claims, ordered, once
     for j in named:
         for g in j.gates:
-            guards.setdefault((g.passed, g.text), []).append(j.claim.name)
+            guards.setdefault((g.passed, g.text), {})[j.claim.name] = None
+    every = {j.claim.name for j in named}
     lines = []
     for (passed, text), claims in sorted(guards.items(), key=lambda kv: kv[0][0]):
-        said = "every claim" if len(claims) == len(named) else "; ".join(claims)
+        said = "every claim" if set(claims) == every else "; ".join(claims)
         lines.append({"passed": passed, "text": text, "claims": said})
     return lines
 

@@ -94,7 +94,8 @@ def replayed(
     judged, whose own published entry is left out. ``later(commits)``: True when a published
     run's trials all ran from checkouts that already held the judged design's registration;
     such data did not exist when the design was fixed, so it could not have informed it (two
-    registered designs may share a baseline's trials) and is left out."""
+    registered designs may share a baseline's trials) and is left out; an earlier run of this
+    same design is not (running a design again until it reproduces is not a confirmation)."""
     if not Path(log).exists():
         return 0
     hashes, stems = set(), set()
@@ -106,7 +107,7 @@ def replayed(
         mine = this_run and entry.get("fingerprint") == this_run[0]
         if mine and set(entry.get("commits") or []) <= this_run[1]:
             continue
-        if later is not None and entry.get("commits") and later(list(entry["commits"])):
+        if not mine and later is not None and entry.get("commits") and later(entry["commits"]):
             continue
         ids = (entry.get("design") or {}).get("trials") or []
         hashes |= {_digest(t) for t in ids}
