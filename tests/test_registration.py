@@ -13,6 +13,7 @@ import pytest
 from scm_bench.cli import main
 from scm_bench.report.confirm import status
 from scm_bench.report.load import Run
+from scm_bench.report.survival import floor_warning
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.registration import design, fingerprint, register, replayed
 
@@ -181,6 +182,50 @@ def test_register_command_writes_beside_the_spec(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "1 of its 2 trials repeat trials of a run published" in err
     assert not list((tmp_path / "registered").glob("x.*.json"))
+
+
+def test_register_warns_when_a_divergence_claim_cannot_clear_the_scoreboard(tmp_path, capsys):
+    """With 8 seed strata the stratified log-rank test's best p is chi2.sf(8, 1) = 0.0047; among
+    24 primaries (23 published elsewhere, 1 here) Holm's first step is 0.05 / 24 = 0.0021, and
+    0.0047 clears step k only when 0.05 / (25 - k) >= 0.0047, i.e. after 14 others. 10 seeds
+    (chi2.sf(10, 1) = 0.0016) clear the first step: no warning."""
+    from scipy import stats
+
+    other = tmp_path / "reports" / "other"
+    other.mkdir(parents=True)
+    claims = [{"name": f"c{i}", "metric": "fid_2step", "variant": {"a": 1}, "baseline": {"a": 0}}
+              for i in range(23)]  # fmt: skip
+    (other / "spec.yaml").write_text(json.dumps({"name": "other", "claims": claims}))
+    (other / "results.csv").write_text("trial_id\n")
+    (other / "report.md").write_text("# other\n")
+    (tmp_path / "reports" / "history.jsonl").write_text("")
+    assert stats.chi2.sf(8, 1) > 0.05 / 24 > stats.chi2.sf(10, 1)
+    errs = {}
+    for seeds in (list(range(8)), list(range(10))):
+        spec = {
+            "name": f"d{len(seeds)}",
+            "seeds": seeds,
+            "zip": [{"jvp.ordering": ["rearranged", "naive"]}],
+            "claims": [
+                {
+                    "name": "naive diverges sooner",
+                    "metric": "diverged",
+                    "variant": {"jvp.ordering": "naive"},
+                    "baseline": {"jvp.ordering": "rearranged"},
+                    "direction": "higher",
+                }
+            ],
+        }
+        (tmp_path / f"d{len(seeds)}.yaml").write_text(json.dumps(spec))  # fmt: skip
+        assert main(["register", str(tmp_path / f"d{len(seeds)}.yaml")]) == 0
+        errs[len(seeds)] = capsys.readouterr().err
+    assert errs[10] == ""
+    assert errs[8].count("\n") == 1 and errs[8].startswith("warning: ")
+    assert f"best p is {stats.chi2.sf(8, 1):.2g}" in errs[8]
+    assert "0.05 / 24 = 0.0021" in errs[8] and "only after 14 other primaries" in errs[8]
+    assert errs[8].rstrip().endswith("10 seeds clear that step")
+    # 2 seeds: best p 0.16 is above alpha itself, no Holm step is ever reached.
+    assert "it can never be reproduced; 10 seeds" in floor_warning("c", 2, 24)
 
 
 def test_every_registered_bundled_spec_still_has_its_design():

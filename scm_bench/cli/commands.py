@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 from scm_bench.exit_codes import summary_code
@@ -166,4 +167,23 @@ def cmd_register(args) -> int:
     path, fp = register(Path(loaded.where), loaded.spec.model_dump(mode="json"), ids)
     print(f"{loaded.spec.name}: design {fp[:12]} registered in {path}; commit it before "
           "`scm-bench run` so the run is confirmatory (docs/verdicts.md)")  # fmt: skip
+    for line in _too_few_seeds(loaded.spec, log.parent if log is not None else None):
+        print(f"warning: {args.spec}: {line}", file=sys.stderr)
     return 0
+
+
+def _too_few_seeds(spec, reports_dir: Path | None) -> list[str]:
+    """Primary divergence claims whose log-rank test cannot clear the scoreboard's first Holm
+    step with the spec's seeds; the family is the published specs' primaries with this spec's
+    own in place of its published ones."""
+    from scm_bench.report.history import primary_claims, published_folders
+    from scm_bench.report.survival import floor_warning
+    from scm_bench.spec.claims import DIVERGED
+
+    published = published_folders(reports_dir) if reports_dir is not None else []
+    others = [f for f in published if f.name != spec.name]
+    primaries = [c for c in spec.claims if c.primary]
+    family = primary_claims(others) + len(primaries)
+    lines = [floor_warning(c.name, len(spec.seeds), family) for c in primaries
+             if c.metric == DIVERGED]  # fmt: skip
+    return [x for x in lines if x]

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2 as stats_chi2
 from statsmodels.duration.survfunc import survdiff
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize
@@ -110,3 +111,24 @@ def divergence_test(df: pd.DataFrame, claim: Claim, alpha_power: float = ALPHA) 
     return Verdict(claim.name, DIVERGED, "difference", "linear", claim.primary, n, effect, lo,
                    hi, NAN, NAN, NAN, p, NAN, NAN, NAN, mde, need, registered=target,
                    agrees=bool(agrees), **counts)  # fmt: skip
+
+
+def best_p(strata: int) -> float:
+    """The smallest p the stratified log-rank test can give over ``strata`` seeds: in every
+    stratum one arm diverges first (O - E = 1/2, V = 1/4), so chi2 = strata (1 df)."""
+    return float(stats_chi2.sf(strata, 1))
+
+
+def floor_warning(claim: str, strata: int, family: int, alpha: float = ALPHA) -> str:
+    """'' when the best p over ``strata`` seeds clears Holm's first step (alpha / family), else
+    one line: how many other primaries must be reproduced first, and the seeds that clear it."""
+    floor, step = best_p(strata), alpha / family
+    if floor <= step:
+        return ""
+    first = next((k for k in range(1, family + 1) if alpha / (family - k + 1) >= floor), None)
+    need = next(n for n in range(strata, 10_000) if best_p(n) <= step)
+    when = ("can never be reproduced" if first is None
+            else f"can be reproduced only after {first - 1} other primaries are")  # fmt: skip
+    return (f"claim '{claim}': with {strata} seeds the log-rank test's best p is {floor:.2g}, "
+            f"above the scoreboard's first Holm step {alpha:g} / {family} = {step:.2g}; it "
+            f"{when}; {need} seeds clear that step")  # fmt: skip
