@@ -158,13 +158,14 @@ def cmd_register(args) -> int:
     ids = [t.trial_id for t in loaded.trials]
     log = Path(loaded.where).resolve().parent
     log = next((d / HISTORY for d in (log, *log.parents) if (d / HISTORY).exists()), None)
-    settings = fmt.flatten(loaded.spec.model_dump(mode="json").get("trial") or {})
+    dumped = loaded.spec.model_dump(mode="json")
+    settings = fmt.flatten(dumped.get("trial") or {})
     k = replayed(ids, log, settings=settings) if log is not None else 0
     if k:
         raise UserError(f"{args.spec}: {k} of its {len(ids)} trials repeat trials of a run "
                         f"published in {log} (same settings and seed: the same numbers); "
                         "a confirmatory design needs seeds never used before")  # fmt: skip
-    path, fp = register(Path(loaded.where), loaded.spec.model_dump(mode="json"), ids)
+    path, fp = register(Path(loaded.where), dumped, ids)
     print(f"{loaded.spec.name}: design {fp[:12]} registered in {path}; commit it before "
           "`scm-bench run` so the run is confirmatory (docs/verdicts.md)")  # fmt: skip
     for line in _too_few_seeds(loaded.spec, log.parent if log is not None else None):

@@ -9,6 +9,7 @@ variant of its contrast beats the uniform sampler in that metric (mean over its 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
@@ -95,9 +96,14 @@ def gate_checks(df: pd.DataFrame, claim: Claim, gates: list[Gate]) -> list[Outco
     return [c for c in checks if c.text]
 
 
+def failures(checks: Iterable[Outcome]) -> list[str]:
+    """Why the regime is invalid: the texts of the checks that failed ([] when all held)."""
+    return [c.text for c in checks if not c.passed]
+
+
 def gate_failures(df: pd.DataFrame, claim: Claim, gates: list[Gate]) -> list[str]:
     """Why the claim's regime is invalid ([] when every gate holds)."""
-    return [c.text for c in gate_checks(df, claim, gates) if not c.passed]
+    return failures(gate_checks(df, claim, gates))
 
 
 def frame(df: pd.DataFrame, claim: Claim) -> str:

@@ -19,12 +19,13 @@ import pandas as pd
 from pydantic import ValidationError
 
 from scm_bench.report import format as fmt
+from scm_bench.report.confirm import HISTORY
 from scm_bench.report.section import HISTORY_COLUMNS
 from scm_bench.safe_yaml import YamlLoadError, load_yaml
 from scm_bench.spec.ablation import AblationSpec
 from scm_bench.spec.registration import changes, design, fingerprint
 
-LOG = "history.jsonl"
+LOG = HISTORY.name  # reports/history.jsonl: the one path confirm and register read too
 
 
 def design_of(spec: dict, trial_ids: list[str]) -> dict:

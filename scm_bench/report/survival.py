@@ -126,7 +126,7 @@ def floor_warning(claim: str, strata: int, family: int, alpha: float = ALPHA) ->
     if floor <= step:
         return ""
     first = next((k for k in range(1, family + 1) if alpha / (family - k + 1) >= floor), None)
-    need = next(n for n in range(strata, 10_000) if best_p(n) <= step)
+    need = math.ceil(stats_chi2.isf(step, 1))  # the fewest strata with best_p <= step
     when = ("can never be reproduced" if first is None
             else f"can be reproduced only after {first - 1} other primaries are")  # fmt: skip
     return (f"claim '{claim}': with {strata} seeds the log-rank test's best p is {floor:.2g}, "

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from scm_bench import rundir
 from scm_bench.report import confirm
 from scm_bench.report.decide import evaluate_claims, family_p, pct
-from scm_bench.report.gates import Outcome, gate_checks
+from scm_bench.report.gates import Outcome, failures, gate_checks
 from scm_bench.report.load import Run
 from scm_bench.report.pairs import contrast_cells, paired_differences
 from scm_bench.report.stats import ALPHA, POWER, Verdict
@@ -102,7 +102,7 @@ def judge(run: Run, alpha_power: float | None = None) -> tuple[list[Judged], lis
     verdicts, checks = {}, {}
     for i, v in zip(ok, tested, strict=True):
         checks[i] = tuple(gate_checks(run.results, claims[i], gates))
-        failed = [c.text for c in checks[i] if not c.passed]
+        failed = failures(checks[i])
         verdicts[i] = replace(v, verdict="invalid regime", gate="; ".join(failed)) if failed else v
     judged = [Judged(c, verdicts.get(i), problems.get(i, ""), *found.get(i, (NAN, NAN, None)),
                      design=design, design_why=why, gates=checks.get(i, ()))
